@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 
-class RuntimeError_(Exception):
+class RuntimeFailure(Exception):
     """A runtime step failed; the message is shown to users as the failure reason."""
 
 
