@@ -1,0 +1,56 @@
+from django.contrib import admin
+
+from deployments.models import (
+    Endpoint,
+    Environment,
+    GatewayInstance,
+    ModelServer,
+    Release,
+    ReleaseEvent,
+    RouteBackend,
+)
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "runtime", "requires_approval", "approvals_required"]
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "environment", "created_at"]
+    list_select_related = ["environment"]
+
+
+class ReleaseEventInline(admin.TabularInline):
+    model = ReleaseEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ["kind", "from_state", "to_state", "actor", "message", "created_at"]
+    fields = readonly_fields
+
+
+@admin.register(Release)
+class ReleaseAdmin(admin.ModelAdmin):
+    list_display = ["id", "endpoint", "version", "strategy", "state", "requested_by", "created_at"]
+    list_filter = ["state", "strategy"]
+    list_select_related = ["endpoint", "version__model", "requested_by"]
+    raw_id_fields = ["version", "stable_version", "candidate_server", "stable_server", "requested_by"]
+    inlines = [ReleaseEventInline]
+
+
+@admin.register(ModelServer)
+class ModelServerAdmin(admin.ModelAdmin):
+    list_display = ["id", "endpoint", "version", "runtime", "state", "url", "created_at"]
+    list_filter = ["state", "runtime"]
+    list_select_related = ["endpoint", "version__model"]
+
+
+@admin.register(RouteBackend)
+class RouteBackendAdmin(admin.ModelAdmin):
+    list_display = ["endpoint", "server", "weight", "role"]
+
+
+@admin.register(GatewayInstance)
+class GatewayInstanceAdmin(admin.ModelAdmin):
+    list_display = ["instance", "revision", "last_seen"]

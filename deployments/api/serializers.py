@@ -1,0 +1,96 @@
+from rest_framework import serializers
+
+from deployments.models import Endpoint, Environment, Release, ReleaseEvent, RouteBackend
+
+
+class EnvironmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Environment
+        fields = ["id", "name", "description", "requires_approval", "approvals_required", "runtime", "runtime_config", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class TrafficSerializer(serializers.ModelSerializer):
+    server = serializers.IntegerField(source="server_id")
+    model = serializers.CharField(source="server.version.model.name")
+    version = serializers.IntegerField(source="server.version.version")
+    url = serializers.CharField(source="server.url")
+
+    class Meta:
+        model = RouteBackend
+        fields = ["server", "model", "version", "weight", "role", "url"]
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all())
+    traffic = TrafficSerializer(source="backends", many=True, read_only=True)
+    invocations_url = serializers.SerializerMethodField()
+    infer_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Endpoint
+        fields = [
+            "id", "name", "environment", "description", "sticky_header", "traffic",
+            "invocations_url", "infer_url", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "traffic", "created_at", "updated_at"]
+
+    def get_invocations_url(self, endpoint) -> str:
+        return f"{self.context['gateway_url']}/endpoints/{endpoint.name}/invocations"
+
+    def get_infer_url(self, endpoint) -> str:
+        return f"{self.context['gateway_url']}/v2/models/{endpoint.name}/infer"
+
+
+class ReleaseEventSerializer(serializers.ModelSerializer):
+    actor = serializers.StringRelatedField()
+
+    class Meta:
+        model = ReleaseEvent
+        fields = ["id", "kind", "from_state", "to_state", "actor", "message", "data", "created_at"]
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    endpoint = serializers.CharField(source="endpoint.name")
+    model = serializers.CharField(source="version.model.name")
+    version = serializers.IntegerField(source="version.version")
+    stable_version = serializers.IntegerField(source="stable_version.version", default=None)
+    requested_by = serializers.StringRelatedField()
+    candidate_server = serializers.IntegerField(source="candidate_server_id")
+
+    class Meta:
+        model = Release
+        fields = [
+            "id", "endpoint", "model", "version", "stable_version", "strategy", "plan", "analysis", "state",
+            "step_index", "canary_weight", "candidate_server", "failure_reason", "requested_by",
+            "created_at", "updated_at", "started_at", "finished_at",
+        ]
+
+
+class ReleaseCreateSerializer(serializers.Serializer):
+    """The version is `model` with `version` or `alias`, or a `model_uri` such as models:/name@champion."""
+
+    endpoint = serializers.SlugField(max_length=64)
+    environment = serializers.SlugField(max_length=64, required=False)
+    model = serializers.CharField(max_length=256, required=False)
+    version = serializers.IntegerField(min_value=1, required=False)
+    alias = serializers.CharField(max_length=100, required=False)
+    model_uri = serializers.CharField(max_length=400, required=False)
+    strategy = serializers.ChoiceField(choices=Release.Strategy.choices, default=Release.Strategy.BLUE_GREEN)
+    plan = serializers.DictField(required=False, default=dict)
+    analysis = serializers.DictField(required=False, default=dict)
+
+    def validate(self, data):
+        if data.get("model_uri"):
+            if any(key in data for key in ("model", "version", "alias")):
+                raise serializers.ValidationError({"model_uri": "Give either model_uri, or model with version or alias, not both."})
+            return data
+        if "model" not in data:
+            raise serializers.ValidationError({"model": "Give the model name with version or alias, or a model_uri."})
+        if ("version" in data) == ("alias" in data):
+            raise serializers.ValidationError({"version": "Give exactly one of version and alias."})
+        return data
+
+
+class ActionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

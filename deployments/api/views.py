@@ -1,0 +1,93 @@
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from deployments.api.serializers import (
+    ActionSerializer,
+    EndpointSerializer,
+    EnvironmentSerializer,
+    ReleaseCreateSerializer,
+    ReleaseEventSerializer,
+    ReleaseSerializer,
+)
+from deployments.models import Endpoint, Environment, Release
+from deployments.services import releases
+from mlops_portal.errors import InvalidInput
+from registry.services.versions import get_version, resolve_version
+
+
+class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = EnvironmentSerializer
+    queryset = Environment.objects.order_by("name")
+    lookup_field = "name"
+
+
+class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = EndpointSerializer
+    lookup_field = "name"
+
+    def get_queryset(self):
+        return Endpoint.objects.select_related("environment").prefetch_related("backends__server__version__model").order_by("name")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "gateway_url": settings.PORTAL_GATEWAY_URL}
+
+    def perform_create(self, serializer):
+        serializer.save(created_by=self.request.user)
+
+    @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, name=None):
+        """Roll back the endpoint's most recent promoted release."""
+        serializer = ActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        release = releases.rollback_endpoint(self.get_object(), actor=request.user, reason=serializer.validated_data["reason"])
+        return Response(ReleaseSerializer(release).data)
+
+
+class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ReleaseSerializer
+
+    def get_queryset(self):
+        return Release.objects.select_related(
+            "endpoint", "version__model", "stable_version", "requested_by"
+        ).order_by("-created_at", "-id")
+
+    @extend_schema(request=ReleaseCreateSerializer, responses={201: ReleaseSerializer})
+    def create(self, request):
+        serializer = ReleaseCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+
+        if data.get("model_uri"):
+            version = resolve_version(data["model_uri"], field="model_uri")
+        else:
+            version = get_version(data["model"], version=data.get("version"), alias=data.get("alias"))
+
+        environment = None
+        if data.get("environment"):
+            environment = Environment.objects.filter(name=data["environment"]).first()
+            if environment is None:
+                raise InvalidInput(f"Environment {data['environment']!r} does not exist.", field="environment")
+        endpoint = releases.get_or_create_endpoint(data["endpoint"], environment, actor=request.user)
+
+        release = releases.create_release(
+            endpoint, version, strategy=data["strategy"], plan=data["plan"], analysis=data["analysis"], actor=request.user
+        )
+        return Response(ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        serializer = ActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        release = releases.rollback(int(pk), actor=request.user, reason=serializer.validated_data["reason"])
+        return Response(ReleaseSerializer(release).data)
+
+    @extend_schema(responses=ReleaseEventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        release = self.get_object()
+        return Response(ReleaseEventSerializer(release.events.select_related("actor"), many=True).data)

@@ -1,0 +1,221 @@
+"""Run the whole portal on this machine with a deployed demo model.
+
+Migrates, creates an admin user, trains and registers a scikit-learn model in
+a local MLflow store, imports it into the portal, starts the web server, a
+Celery worker, beat and the gateway, deploys the model and prints how to call
+it. Ctrl-C stops every process this command started, and the model servers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from deployments.models import Environment, ModelServer, Release
+from deployments.services import releases, servers
+from mlops_portal import demo
+from registry.models import ModelVersion
+
+ENDPOINT = "breast-cancer"
+ENVIRONMENTS = [
+    ("development", "Try models out; releases start at once.", False),
+    ("staging", "Pre-production checks; releases start at once.", False),
+    ("production", "Customer traffic; an ops lead approves each release.", True),
+]
+
+
+class Command(BaseCommand):
+    help = "Run the portal, a worker, beat and the gateway with a deployed demo model."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--web-port", type=int, default=8000, help="Port of the web UI and API on 127.0.0.1.")
+        parser.add_argument("--gateway-port", type=int, default=8080, help="Port of the prediction gateway on 127.0.0.1.")
+        parser.add_argument("--timeout", type=float, default=300, help="Seconds to wait for each startup step.")
+        parser.add_argument("--no-wait", action="store_true", help="Stop everything after the demo is up (for checks).")
+
+    def handle(self, *args, **options):
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.timeout = options["timeout"]
+        log_dir = settings.VAR_DIR / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+        try:
+            self._run(options, log_dir)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping…")
+        finally:
+            self._shutdown()
+
+    def _run(self, options, log_dir: Path) -> None:
+        self._step("Migrating the database")
+        call_command("migrate", interactive=False, verbosity=0)
+        password = self._create_admin()
+        self._create_environments()
+
+        self._step("Training the demo model and registering it in MLflow")
+        tracking_uri, model_uri = self._register_in_mlflow()
+
+        web_url = f"http://127.0.0.1:{options['web_port']}"
+        gateway_url = f"http://127.0.0.1:{options['gateway_port']}"
+        self._start_processes(options, web_url, log_dir)
+        self._wait_for(f"{web_url}/accounts/login/", "web server")
+
+        self._step(f"Importing {model_uri} into the portal")
+        version = self._import_version(model_uri, tracking_uri)
+
+        self._step(f"Deploying {version} to endpoint {ENDPOINT}")
+        release = self._deploy(version)
+        self._wait_for_gateway(gateway_url)
+        self._print_summary(web_url, gateway_url, password, release, version, log_dir)
+
+        if options["no_wait"]:
+            return
+        while all(process.poll() is None for _, process in self.children):
+            time.sleep(1)
+        name, process = next((name, process) for name, process in self.children if process.poll() is not None)
+        raise CommandError(f"The {name} process exited with code {process.returncode}; see {log_dir / (name + '.log')}.")
+
+    def _step(self, message: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"==> {message}"))
+
+    def _create_admin(self) -> str:
+        password = secrets.token_urlsafe(12)
+        user, _ = get_user_model().objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        return password
+
+    def _create_environments(self) -> None:
+        for name, description, approval in ENVIRONMENTS:
+            Environment.objects.get_or_create(
+                name=name, defaults={"description": description, "requires_approval": approval}
+            )
+
+    def _register_in_mlflow(self) -> tuple[str, str]:
+        mlflow_dir = settings.VAR_DIR / "mlflow"
+        mlflow_dir.mkdir(parents=True, exist_ok=True)
+        tracking_uri = f"sqlite:///{mlflow_dir / 'mlflow.db'}"
+        if not demo.has_alias(tracking_uri, "champion"):
+            demo.log_and_register(tracking_uri, (mlflow_dir / "artifacts").as_uri())
+        return tracking_uri, f"models:/{demo.DEMO_MODEL}@champion"
+
+    def _start_processes(self, options, web_url: str, log_dir: Path) -> None:
+        self._step("Starting the web server, a Celery worker, beat and the gateway")
+        python = sys.executable
+        commands = {
+            "web": [python, "-m", "gunicorn", "mlops_portal.wsgi", "--bind", f"127.0.0.1:{options['web_port']}",
+                    "--workers", "2", "--threads", "4", "--access-logfile", "-"],
+            "worker": [python, "-m", "celery", "-A", "mlops_portal", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            "beat": [python, "-m", "celery", "-A", "mlops_portal", "beat", "--loglevel", "INFO"],
+            "gateway": [python, "-m", "gateway", "--host", "127.0.0.1", "--port", str(options["gateway_port"]),
+                        "--portal-url", web_url, "--poll-interval", "0.2"],
+        }
+        env = {**os.environ, "GATEWAY_TOKEN": settings.PORTAL_GATEWAY_TOKEN}
+        for name, command in commands.items():
+            with open(log_dir / f"{name}.log", "ab") as log_file:
+                process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR)
+            self.children.append((name, process))
+            self.stdout.write(f"    {name}: PID {process.pid}, log {log_dir / (name + '.log')}")
+
+    def _import_version(self, model_uri: str, tracking_uri: str) -> ModelVersion:
+        from registry.services import versions
+
+        version = (
+            ModelVersion.objects.filter(source_uri=model_uri, tracking_uri=tracking_uri)
+            .exclude(status=ModelVersion.Status.FAILED)
+            .order_by("-created_at")
+            .first()
+        )
+        if version is None:
+            version = versions.register_from_mlflow(demo.DEMO_MODEL, model_uri, tracking_uri)
+        deadline = time.monotonic() + self.timeout
+        while version.status == ModelVersion.Status.PENDING:
+            if time.monotonic() > deadline:
+                raise CommandError(f"{version} was still being checked after {self.timeout:.0f} s; see the worker log.")
+            time.sleep(0.5)
+            version.refresh_from_db()
+        if version.status == ModelVersion.Status.FAILED:
+            raise CommandError(f"{version} failed its load check: {version.status_reason}")
+        return version
+
+    def _deploy(self, version: ModelVersion) -> Release:
+        environment = Environment.objects.get(name="development")
+        endpoint = releases.get_or_create_endpoint(ENDPOINT, environment)
+        release = releases.create_release(endpoint, version, strategy=Release.Strategy.BLUE_GREEN)
+        deadline = time.monotonic() + self.timeout
+        while not release.is_final:
+            if time.monotonic() > deadline:
+                raise CommandError(f"Release {release.pk} was still {release.state} after {self.timeout:.0f} s.")
+            time.sleep(0.5)
+            release.refresh_from_db()
+        if release.state != Release.State.PROMOTED:
+            raise CommandError(f"Release {release.pk} ended {release.state}: {release.failure_reason}")
+        return release
+
+    def _wait_for(self, url: str, what: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise CommandError(f"The {what} did not answer at {url} within {self.timeout:.0f} s.") from None
+                time.sleep(0.3)
+
+    def _wait_for_gateway(self, gateway_url: str) -> None:
+        url = f"{gateway_url}/v2/models/{ENDPOINT}/ready"
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.3)
+        raise CommandError(f"The gateway did not route {ENDPOINT} within {self.timeout:.0f} s; see var/logs/gateway.log.")
+
+    def _print_summary(self, web_url, gateway_url, password, release, version, log_dir) -> None:
+        payload = json.dumps(version.input_example or {})
+        self.stdout.write(self.style.SUCCESS("\nMLOps Portal demo is running.\n"))
+        self.stdout.write(f"  Web UI      {web_url}/  (user admin, password {password})")
+        self.stdout.write(f"  API docs    {web_url}/api/docs/")
+        self.stdout.write(f"  Release     {web_url}/releases/{release.pk}/")
+        self.stdout.write(f"  Gateway     {gateway_url}/endpoints/{ENDPOINT}/invocations")
+        self.stdout.write(f"  Logs        {log_dir}/")
+        self.stdout.write("\nPredict with:\n")
+        self.stdout.write(
+            f"  curl -s -X POST {gateway_url}/endpoints/{ENDPOINT}/invocations "
+            f"-H 'Content-Type: application/json' -d '{payload}'\n"
+        )
+        self.stdout.write("Press Ctrl-C to stop.")
+
+    def _shutdown(self) -> None:
+        for name, process in reversed(self.children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in reversed(self.children):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+        for server in ModelServer.objects.filter(state__in=[ModelServer.State.STARTING, ModelServer.State.READY]):
+            servers.stop_server(server)

@@ -1,0 +1,64 @@
+"""Recording what happens to releases; the timeline and the audit log read these rows."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+
+from deployments.models import Release, ReleaseEvent
+
+logger = logging.getLogger("deployments.events")
+
+
+def record_event(
+    release: Release,
+    kind: str,
+    message: str,
+    *,
+    actor=None,
+    from_state: str = "",
+    to_state: str = "",
+    data: dict | None = None,
+    step_key: str | None = None,
+) -> ReleaseEvent | None:
+    """Store an event; with a step_key, an event already recorded for that step is kept and None returned."""
+    try:
+        with transaction.atomic():
+            event = ReleaseEvent.objects.create(
+                release=release,
+                kind=kind,
+                message=message,
+                actor=actor,
+                from_state=from_state,
+                to_state=to_state,
+                data=data or {},
+                step_key=step_key,
+            )
+    except IntegrityError:
+        if step_key is None:
+            raise
+        logger.info("Release %s: step %s already recorded", release.pk, step_key)
+        return None
+
+    logger.info("Release %s (%s): %s %s", release.pk, release.endpoint.name, kind, message)
+    return event
+
+
+def change_state(release: Release, to_state: str, message: str, *, actor=None, step_key: str | None = None, **fields) -> None:
+    """Move a locked release to a new state and record the transition."""
+    from_state = release.state
+    release.state = to_state
+    for name, value in fields.items():
+        setattr(release, name, value)
+    release.save(update_fields=["state", "updated_at", *fields])
+
+    record_event(
+        release,
+        "state",
+        message,
+        actor=actor,
+        from_state=from_state,
+        to_state=to_state,
+        step_key=step_key,
+    )

@@ -1,0 +1,230 @@
+"""Checking, storing and unpacking zipped MLflow model directories.
+
+An uploaded zip is untrusted: entries may try to escape the target folder
+(`../`, absolute paths, symbolic links) or expand far beyond their size. Every
+check here runs before anything is stored, and unpacking writes to a temporary
+folder that is renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import yaml
+from django.conf import settings
+from django.core.files import File
+from django.db import IntegrityError, transaction
+
+from mlops_portal.errors import InvalidInput
+from registry.models import Artifact
+
+logger = logging.getLogger("registry.artifacts")
+
+MAX_ENTRIES = 100_000
+# An archive may expand to at most this multiple of the upload limit.
+MAX_EXPANSION = 4
+CHUNK_SIZE = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelArchive:
+    """What inspect_model_zip found in an archive."""
+
+    model_root: str
+    mlmodel: dict
+    input_example: dict | list | None
+    serving_input_example: dict | None
+
+
+def inspect_model_zip(path: Path, field: str = "artifact") -> ModelArchive:
+    """Check a zip of an MLflow model directory and read its MLmodel file.
+
+    Raises InvalidInput naming `field` when the file is not a zip, an entry
+    escapes the archive's folder, the archive would expand too far, or no
+    single MLmodel file is found at the root or in one top-level folder.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidInput(
+            f"The file is not a valid zip archive ({exc}). Upload a zip of an MLflow model directory.",
+            field=field,
+        ) from None
+
+    with archive:
+        entries = archive.infolist()
+        _check_entries(entries, field)
+        model_root = _find_model_root(entries, field)
+        mlmodel = _read_yaml(archive, model_root + "MLmodel", field)
+        input_example, serving_example = _read_examples(archive, model_root, mlmodel)
+
+    return ModelArchive(
+        model_root=model_root,
+        mlmodel=mlmodel,
+        input_example=input_example,
+        serving_input_example=serving_example,
+    )
+
+
+def _check_entries(entries: list[zipfile.ZipInfo], field: str) -> None:
+    if len(entries) > MAX_ENTRIES:
+        raise InvalidInput(f"The archive has {len(entries)} entries; at most {MAX_ENTRIES} are allowed.", field=field)
+
+    total = 0
+    for entry in entries:
+        name = entry.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
+            raise InvalidInput(
+                f"Archive entry {name!r} points outside the model folder; "
+                "zip the model directory with relative paths only.",
+                field=field,
+            )
+        if stat.S_ISLNK(entry.external_attr >> 16):
+            raise InvalidInput(
+                f"Archive entry {name!r} is a symbolic link; replace links with the files they point to.",
+                field=field,
+            )
+        total += entry.file_size
+
+    limit = settings.PORTAL_MAX_UPLOAD_BYTES * MAX_EXPANSION
+    if total > limit:
+        raise InvalidInput(
+            f"The archive expands to {total} bytes, more than the limit of {limit} bytes.",
+            field=field,
+        )
+
+
+def _find_model_root(entries: list[zipfile.ZipInfo], field: str) -> str:
+    """Return "" or "folder/" for the one MLmodel at the root or one level down."""
+    roots = []
+    for entry in entries:
+        parts = PurePosixPath(entry.filename).parts
+        if parts and parts[-1] == "MLmodel" and len(parts) <= 2 and not entry.is_dir():
+            roots.append("" if len(parts) == 1 else parts[0] + "/")
+
+    if not roots:
+        raise InvalidInput(
+            "The archive has no MLmodel file. Zip the folder that mlflow.<flavor>.save_model wrote "
+            "(it contains MLmodel), with MLmodel at the root or inside one top-level folder.",
+            field=field,
+        )
+    if len(roots) > 1 and "" not in roots:
+        raise InvalidInput(
+            f"The archive holds several MLmodel files (in {', '.join(sorted(roots))}); upload one model per archive.",
+            field=field,
+        )
+    return "" if "" in roots else roots[0]
+
+
+def _read_yaml(archive: zipfile.ZipFile, name: str, field: str) -> dict:
+    try:
+        content = yaml.safe_load(archive.read(name))
+    except (yaml.YAMLError, zipfile.BadZipFile, OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"The MLmodel file cannot be read: {exc}.", field=field) from None
+
+    if not isinstance(content, dict) or not isinstance(content.get("flavors"), dict):
+        raise InvalidInput("The MLmodel file has no flavors section; it is not an MLflow model.", field=field)
+    return content
+
+
+def _read_examples(archive: zipfile.ZipFile, model_root: str, mlmodel: dict):
+    """Read the input example and the serving payload MLflow saved beside the model, if any."""
+    info = mlmodel.get("saved_input_example_info") or {}
+    names = set(archive.namelist())
+
+    def load(relative: str | None):
+        if not relative or model_root + relative not in names:
+            return None
+        try:
+            return json.loads(archive.read(model_root + relative))
+        except (ValueError, zipfile.BadZipFile, OSError):
+            logger.warning("Ignoring unreadable input example %s", relative)
+            return None
+
+    return load(info.get("artifact_path")), load(info.get("serving_input_path"))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def store_artifact(path: Path, model_root: str) -> Artifact:
+    """Store a checked zip once per digest and return its Artifact row.
+
+    Runs inside the caller's transaction. If that transaction rolls back, the
+    file stays in storage without a row; NOTE: nothing sweeps such orphans yet.
+    """
+    digest = sha256_of(path)
+    existing = Artifact.objects.filter(sha256=digest).first()
+    if existing is not None:
+        return existing
+
+    artifact = Artifact(sha256=digest, size=path.stat().st_size, model_root=model_root)
+    with open(path, "rb") as handle:
+        artifact.file.save(f"{digest}.zip", File(handle), save=False)
+
+    try:
+        with transaction.atomic():
+            artifact.save()
+    except IntegrityError:
+        # Another registration stored the same content first; both rows would be equal.
+        artifact.file.delete(save=False)
+        return Artifact.objects.get(sha256=digest)
+
+    logger.info("Stored artifact %s (%d bytes)", digest, artifact.size)
+    return artifact
+
+
+def unpack_artifact(artifact: Artifact) -> Path:
+    """Return a folder with the model's files (MLmodel at its root), unpacking it once per digest."""
+    cache = Path(settings.PORTAL_MODEL_CACHE_DIR)
+    target = cache / artifact.sha256
+    if (target / "MLmodel").exists():
+        return target
+
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{artifact.sha256[:12]}-", dir=cache))
+    try:
+        with artifact.file.open("rb") as handle, zipfile.ZipFile(handle) as archive:
+            _extract(archive, artifact.model_root, staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            # Another worker finished the same unpacking first.
+            if not (target / "MLmodel").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    logger.info("Unpacked artifact %s into %s", artifact.sha256, target)
+    return target
+
+
+def _extract(archive: zipfile.ZipFile, model_root: str, target: Path) -> None:
+    root = target.resolve()
+    for entry in archive.infolist():
+        if not entry.filename.startswith(model_root) or entry.is_dir():
+            continue
+
+        relative = entry.filename[len(model_root):]
+        destination = (root / relative).resolve()
+        if root not in destination.parents:
+            raise InvalidInput(f"Archive entry {entry.filename!r} points outside the model folder.", field="artifact")
+
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(entry) as source, open(destination, "wb") as sink:
+            shutil.copyfileobj(source, sink, CHUNK_SIZE)
