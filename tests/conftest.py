@@ -1,0 +1,42 @@
+"""Fixtures shared by the portal's tests: the demo model, users and API clients."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory) -> Path:
+    """The breast-cancer demo model saved as an MLflow model folder."""
+    from mlops_portal import demo
+
+    return demo.save_model(tmp_path_factory.mktemp("demo-model") / "model")
+
+
+def zip_folder(folder: Path, destination: Path, prefix: str = "") -> Path:
+    with zipfile.ZipFile(destination, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, prefix + str(path.relative_to(folder)))
+    return destination
+
+
+@pytest.fixture(scope="session")
+def demo_model_zip(demo_model_dir, tmp_path_factory) -> Path:
+    return zip_folder(demo_model_dir, tmp_path_factory.mktemp("demo-zip") / "model.zip")
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="dana", password="a-long-test-password-1")
+
+
+@pytest.fixture
+def api_client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
