@@ -255,6 +255,10 @@ PORTAL_INSTANCE = env_str("PORTAL_INSTANCE", "mlops-portal")
 PORTAL_MAX_UPLOAD_BYTES = env_int("PORTAL_MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1024)
 PORTAL_MODEL_CACHE_DIR = Path(env_str("PORTAL_MODEL_CACHE_DIR", str(VAR_DIR / "model-cache"))).resolve()
 PORTAL_SERVER_DIR = Path(env_str("PORTAL_SERVER_DIR", str(VAR_DIR / "servers"))).resolve()
+# The local runtime binds model servers to this address and gives gateways
+# this host in their URLs; docker-compose uses 0.0.0.0 and the worker's name.
+PORTAL_LOCAL_BIND_HOST = env_str("PORTAL_LOCAL_BIND_HOST", "127.0.0.1")
+PORTAL_LOCAL_ADVERTISE_HOST = env_str("PORTAL_LOCAL_ADVERTISE_HOST", PORTAL_LOCAL_BIND_HOST)
 PORTAL_SERVER_WORKERS = env_int("PORTAL_SERVER_WORKERS", 1, minimum=1, maximum=64)
 PORTAL_SERVER_READY_TIMEOUT = env_float("PORTAL_SERVER_READY_TIMEOUT", 120.0, minimum=1.0)
 PORTAL_SCALE_DOWN_DELAY = env_float("PORTAL_SCALE_DOWN_DELAY", 30.0, minimum=0.0)

@@ -13,5 +13,9 @@ def get_runtime(name: str) -> Runtime:
     if name == "local":
         from deployments.runtimes.local import LocalRuntime
 
-        return LocalRuntime(settings.PORTAL_SERVER_DIR)
+        return LocalRuntime(
+            settings.PORTAL_SERVER_DIR,
+            bind_host=settings.PORTAL_LOCAL_BIND_HOST,
+            advertise_host=settings.PORTAL_LOCAL_ADVERTISE_HOST,
+        )
     raise RuntimeFailure(f"Runtime {name!r} is not available on this portal.")

@@ -30,10 +30,17 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 class LocalRuntime(Runtime):
     name = "local"
 
-    def __init__(self, server_dir: Path, python: str = sys.executable, host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        server_dir: Path,
+        python: str = sys.executable,
+        bind_host: str = "127.0.0.1",
+        advertise_host: str | None = None,
+    ):
         self.server_dir = Path(server_dir)
         self.python = python
-        self.host = host
+        self.bind_host = bind_host
+        self.advertise_host = advertise_host or bind_host
 
     def prepare(self, spec: ServerSpec, log: LogFn) -> dict:
         if not (spec.model_dir / "MLmodel").exists():
@@ -52,7 +59,7 @@ class LocalRuntime(Runtime):
 
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.host, 0))
+        listener.bind((self.bind_host, 0))
         listener.listen(1024)
         port = listener.getsockname()[1]
 
@@ -85,7 +92,7 @@ class LocalRuntime(Runtime):
         handle = ServerHandle(
             runtime=self.name,
             server_id=spec.server_id,
-            url=f"http://{self.host}:{port}",
+            url=f"http://{self.advertise_host}:{port}",
             ref={"pid": process.pid, "port": port, "log": str(log_path)},
         )
         (folder / "server.json").write_text(json.dumps({"url": handle.url, **handle.ref}))
