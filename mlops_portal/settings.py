@@ -119,6 +119,9 @@ if DATABASE_URL is None:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
+            # A file, not memory, so that worker processes started by the
+            # tests share the test database.
+            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
         }
     }
 else:

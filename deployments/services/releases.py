@@ -50,7 +50,7 @@ def create_release(
     _check_version_deployable(version)
 
     with transaction.atomic():
-        endpoint = Endpoint.objects.select_for_update().select_related("environment").get(pk=endpoint.pk)
+        endpoint = Endpoint.objects.select_for_update(of=("self",)).select_related("environment").get(pk=endpoint.pk)
         open_release = endpoint.releases.filter(state__in=Release.OPEN_STATES).first()
         if open_release is not None:
             raise Conflict(
@@ -128,7 +128,7 @@ def schedule_controller(release: Release, countdown: float = 0) -> None:
 
 def get_release_for_update(release_id: int) -> Release:
     release = (
-        Release.objects.select_for_update()
+        Release.objects.select_for_update(of=("self",))
         .select_related("endpoint__environment", "version__model", "stable_version__model")
         .filter(pk=release_id)
         .first()
