@@ -1,0 +1,347 @@
+"""The gateway's ASGI application: routing of prediction requests, health routes and /metrics.
+
+uvicorn imports `create_app` in every worker process. Each process has its own route
+table, pooled backend session, counters and control-plane loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+from urllib.parse import quote, unquote
+
+import aiohttp
+import orjson
+
+from gateway import counters, proxy
+from gateway.control import (
+    PORTAL_TIMEOUT_SECONDS,
+    CounterReporter,
+    FileRouteSource,
+    PortalRouteSource,
+    instance_id,
+)
+from gateway.logs import RepeatedFailureLog, log
+from gateway.routes import Backend, Endpoint, RouteTable
+from gateway.settings import Settings
+
+_MODELS_PREFIX = "/v2/models/"
+_ENDPOINTS_PREFIX = "/endpoints/"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def create_app() -> Gateway:
+    """Build the application from GATEWAY_* environment variables (uvicorn factory)."""
+    return Gateway(Settings.from_environ())
+
+
+class Gateway:
+    """Raw ASGI application; see "Gateway" in docs/architecture.md for the routes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.table: RouteTable | None = None
+        self.counters = counters.RequestCounters()
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._session: aiohttp.ClientSession | None = None
+        self._control_session: aiohttp.ClientSession | None = None
+        self._reporter: CounterReporter | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._retry_logs: dict[tuple[str, str], RepeatedFailureLog] = {}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await self._handle_http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._handle_lifespan(receive, send)
+
+    # Route table
+
+    def apply_table(self, table: RouteTable) -> None:
+        """Swap in a new route table in one assignment and log what changed.
+
+        A request that already chose its backend keeps it. A new request sees either
+        the old table or the new one, never a mix.
+        """
+        previous = self.table
+        self.table = table
+        counters.set_revision(table.revision)
+
+        changes = table.describe_changes(previous)
+        old_revision = "none" if previous is None else previous.revision
+        log.info(
+            "route table revision %s applied (was %s): %s",
+            table.revision, old_revision, "; ".join(changes) or "no endpoint changed",
+        )
+
+    def build_report(self) -> dict[str, Any]:
+        """Build the counter report that the portal receives at POST /api/v1/gateway/reports."""
+        table = self.table
+        return {
+            "instance": instance_id(),
+            "revision": None if table is None else table.revision,
+            "started_at": self.started_at,
+            "counters": self.counters.snapshot(),
+        }
+
+    # Lifespan
+
+    async def _handle_lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as error:
+                    log.exception("gateway worker failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        """Open the sessions, load the first route table and start the control-plane loops.
+
+        The worker starts even when the portal cannot be reached. It responds with 404
+        until a table arrives, and /v2/health/ready responds with 503 meanwhile.
+        """
+        settings = self.settings
+        counters.set_revision(-1)
+        self._session = proxy.create_session(settings.backend_timeout)
+        self._control_session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=PORTAL_TIMEOUT_SECONDS)
+        )
+
+        if settings.routes_file is not None:
+            source = FileRouteSource(
+                settings.routes_file, settings.poll_interval, lambda: self.table, self.apply_table
+            )
+            source.check_once()
+            self._tasks.append(asyncio.create_task(source.run()))
+        else:
+            assert settings.portal_url is not None and settings.token is not None
+            source = PortalRouteSource(
+                self._control_session, settings.portal_url, settings.token,
+                settings.poll_interval, lambda: self.table, self.apply_table,
+            )
+            await source.poll_once()
+            self._tasks.append(asyncio.create_task(source.run()))
+
+            self._reporter = CounterReporter(
+                self._control_session, settings.portal_url, settings.token,
+                settings.report_interval, self.build_report,
+            )
+            self._tasks.append(asyncio.create_task(self._reporter.run()))
+
+        revision = "none" if self.table is None else self.table.revision
+        log.info(
+            "gateway worker %s started: routes from %s, revision %s",
+            instance_id(), settings.describe_source(), revision,
+        )
+
+    async def shutdown(self) -> None:
+        """Stop the loops, send a last counter report and close the sessions."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+        if self._reporter is not None:
+            await self._reporter.report_once()
+
+        if self._session is not None:
+            await self._session.close()
+        if self._control_session is not None:
+            await self._control_session.close()
+
+        counters.mark_process_dead()
+        log.info("gateway worker %s stopped", instance_id())
+
+    # HTTP
+
+    async def _handle_http(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope["path"]
+
+        if path.startswith(_MODELS_PREFIX):
+            # Forward the rest of the path as the client encoded it.
+            raw_path = (scope.get("raw_path") or path.encode()).decode("latin-1")
+            endpoint_name, slash, tail = raw_path[len(_MODELS_PREFIX):].partition("/")
+            await self._forward(scope, receive, send, unquote(endpoint_name), slash + tail)
+            return
+
+        if path.startswith(_ENDPOINTS_PREFIX):
+            endpoint_name, _, tail = path[len(_ENDPOINTS_PREFIX):].partition("/")
+            if tail == "invocations":
+                await self._forward(scope, receive, send, endpoint_name, None)
+                return
+
+        if path == "/v2/health/live":
+            await _send_json(send, 200, {"live": True})
+        elif path == "/v2/health/ready":
+            await self._send_ready(send)
+        elif path == "/metrics":
+            await self._send_metrics(send)
+        else:
+            await _send_json(send, 404, {"error": f"no route for {path}"})
+
+    async def _send_ready(self, send: Any) -> None:
+        table = self.table
+        if table is None:
+            await _send_json(send, 503, {"ready": False, "error": "no route table loaded yet"})
+        else:
+            await _send_json(send, 200, {"ready": True, "revision": table.revision})
+
+    async def _send_metrics(self, send: Any) -> None:
+        body, content_type = counters.render_metrics()
+        await _send(send, 200, [(b"content-type", content_type.encode())], body)
+
+    async def _forward(
+        self, scope: dict, receive: Any, send: Any, endpoint_name: str, model_tail: str | None
+    ) -> None:
+        """Choose a backend for the endpoint, forward the request and count the outcome.
+
+        `model_tail` is the path after /v2/models/{endpoint}, or None for the MLflow
+        /endpoints/{endpoint}/invocations route.
+        """
+        started = time.perf_counter()
+
+        table = self.table
+        endpoint = None if table is None else table.endpoints.get(endpoint_name)
+        if endpoint is None:
+            counters.record_unrouted("not_found")
+            await _send_json(send, 404, {"error": f"endpoint {endpoint_name!r} not found"})
+            return
+
+        request_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        backend = endpoint.choose(dict(request_headers))
+        name_header = [(b"x-endpoint", endpoint_name.encode())]
+        if backend is None:
+            counters.record_unrouted("no_backend")
+            await _send_json(
+                send, 503, {"error": f"endpoint {endpoint_name!r} has no backend with traffic"}, name_header
+            )
+            return
+
+        body = await _read_body(receive)
+        method = scope["method"]
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in request_headers
+            if name not in proxy.REQUEST_HEADERS_NOT_FORWARDED
+        ]
+        query = scope.get("query_string", b"").decode("latin-1")
+
+        try:
+            status, response_headers, response_body = await proxy.send_request(
+                self._session, method, _backend_url(backend, model_tail, query), headers, body
+            )
+        except proxy.BackendFailure as failure:
+            if not failure.retryable:
+                await self._send_failure(send, endpoint_name, backend, failure, started)
+                return
+
+            failed = backend
+            backend = self._choose_retry(endpoint, failed)
+            self._log_retry(endpoint_name, failed, backend, failure)
+            self.counters.record_retry(endpoint_name, failed)
+
+            try:
+                status, response_headers, response_body = await proxy.send_request(
+                    self._session, method, _backend_url(backend, model_tail, query), headers, body
+                )
+            except proxy.BackendFailure as second_failure:
+                await self._send_failure(send, endpoint_name, backend, second_failure, started)
+                return
+
+        self.counters.record(endpoint_name, backend, status, time.perf_counter() - started)
+
+        response_headers.append((b"content-length", str(len(response_body)).encode()))
+        response_headers.append((b"x-model-version", str(backend.version).encode()))
+        response_headers.append((b"x-endpoint", endpoint_name.encode()))
+        await _send(send, status, response_headers, response_body)
+
+    def _choose_retry(self, endpoint: Endpoint, failed: Backend) -> Backend:
+        """Pick the retry backend from the newest table, which may have dropped `failed` already."""
+        table = self.table
+        current = None if table is None else table.endpoints.get(endpoint.name)
+        if current is None:
+            current = endpoint
+        return current.choose_retry(failed)
+
+    def _log_retry(
+        self, endpoint_name: str, failed: Backend, retry: Backend, failure: proxy.BackendFailure
+    ) -> None:
+        key = (endpoint_name, failed.key)
+        retry_log = self._retry_logs.get(key)
+        if retry_log is None:
+            retry_log = RepeatedFailureLog(
+                f"request to endpoint {endpoint_name!r} backend {failed.key} "
+                f"(server {failed.server_id}, version {failed.version})"
+            )
+            self._retry_logs[key] = retry_log
+        retry_log.failure(
+            f"{failure}; retrying on {retry.key} (server {retry.server_id}, version {retry.version})"
+        )
+
+    async def _send_failure(
+        self, send: Any, endpoint_name: str, backend: Backend, failure: proxy.BackendFailure, started: float
+    ) -> None:
+        self.counters.record(endpoint_name, backend, 0, time.perf_counter() - started)
+
+        status = 504 if failure.timed_out else 502
+        log.warning(
+            "request to endpoint %r backend %s (server %s, version %s) failed with %d: %s",
+            endpoint_name, backend.key, backend.server_id, backend.version, status, failure,
+        )
+        message = (
+            f"backend {backend.key} (server {backend.server_id}, version {backend.version}) "
+            f"of endpoint {endpoint_name!r} did not answer: {failure}"
+        )
+        await _send_json(send, status, {"error": message}, [(b"x-endpoint", endpoint_name.encode())])
+
+
+def _backend_url(backend: Backend, model_tail: str | None, query: str) -> str:
+    if model_tail is None:
+        url = backend.url + "/invocations"
+    else:
+        url = backend.url + _MODELS_PREFIX + quote(backend.model_name, safe="") + model_tail
+    if query:
+        url += "?" + query
+    return url
+
+
+async def _read_body(receive: Any) -> bytes:
+    # NOTE: the whole request body is kept in memory and the gateway sets no size limit.
+    # Put a limit in front of it if clients may send very large batches.
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+
+    chunks = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json(
+    send: Any, status: int, payload: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] = ()
+) -> None:
+    body = orjson.dumps(payload)
+    headers = _JSON_HEADERS + [(b"content-length", str(len(body)).encode())] + list(extra_headers)
+    await _send(send, status, headers, body)
