@@ -7,6 +7,11 @@ from model_server.settings import parse_settings
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["check"]:
+        from model_server.check import main as check
+
+        return check(sys.argv[2:])
+
     settings = parse_settings()
 
     # Several workers on few cores run faster with one BLAS thread each; numpy reads

@@ -15,6 +15,7 @@ def get_runtime(name: str) -> Runtime:
 
         return LocalRuntime(
             settings.PORTAL_SERVER_DIR,
+            code_dir=settings.BASE_DIR,
             bind_host=settings.PORTAL_LOCAL_BIND_HOST,
             advertise_host=settings.PORTAL_LOCAL_ADVERTISE_HOST,
         )

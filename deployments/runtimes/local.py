@@ -33,11 +33,15 @@ class LocalRuntime(Runtime):
     def __init__(
         self,
         server_dir: Path,
+        code_dir: Path,
         python: str = sys.executable,
         bind_host: str = "127.0.0.1",
         advertise_host: str | None = None,
     ):
         self.server_dir = Path(server_dir)
+        # The folder that contains the model_server package; servers run in
+        # their own folder, so it goes on their PYTHONPATH.
+        self.code_dir = Path(code_dir)
         self.python = python
         self.bind_host = bind_host
         self.advertise_host = advertise_host or bind_host
@@ -73,7 +77,8 @@ class LocalRuntime(Runtime):
             "--max-batch-size", str(spec.max_batch_size),
         ]
         log_path = folder / "server.log"
-        env = {**os.environ, **spec.env, "MLOPS_PORTAL_SERVER_ID": str(spec.server_id)}
+        python_path = os.pathsep.join(filter(None, [str(self.code_dir), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, **spec.env, "PYTHONPATH": python_path, "MLOPS_PORTAL_SERVER_ID": str(spec.server_id)}
         try:
             with open(log_path, "ab") as log_file:
                 process = subprocess.Popen(

@@ -6,12 +6,14 @@ from registry.models import Artifact, ModelVersion, RegisteredModel
 
 @pytest.fixture
 def environment(db):
-    return Environment.objects.create(name="development")
+    environment, _ = Environment.objects.get_or_create(name="development")
+    return environment
 
 
 @pytest.fixture
 def production(db):
-    return Environment.objects.create(name="production", requires_approval=True)
+    environment, _ = Environment.objects.update_or_create(name="production", defaults={"requires_approval": True})
+    return environment
 
 
 @pytest.fixture

@@ -22,6 +22,10 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from deployments.models import Environment
+
+DEFAULT_ENVIRONMENTS = [("development", "", False), ("staging", "", False), ("production", "", True)]
+
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60
 
@@ -113,7 +117,7 @@ def stop_model_servers() -> None:
     """Stop every model server the local runtime knows, whether or not the database still lists it."""
     from deployments.runtimes.local import LocalRuntime
 
-    runtime = LocalRuntime(settings.PORTAL_SERVER_DIR)
+    runtime = LocalRuntime(settings.PORTAL_SERVER_DIR, code_dir=settings.BASE_DIR)
     for handle in runtime.list_servers():
         runtime.stop(handle, grace_seconds=5)
 
@@ -139,6 +143,8 @@ def stack(live_server, transactional_db, django_user_model, tmp_path, request):
         child_env(GATEWAY_TOKEN=settings.PORTAL_GATEWAY_TOKEN),
     )
 
+    for name, description, approval in DEFAULT_ENVIRONMENTS:
+        Environment.objects.get_or_create(name=name, defaults={"description": description, "requires_approval": approval})
     admin = django_user_model.objects.create_superuser("admin", "admin@example.org", "a-long-admin-password-1")
     token = Token.objects.create(user=admin)
     api = httpx.Client(base_url=live_server.url, headers={"Authorization": f"Token {token.key}"}, timeout=120)

@@ -30,11 +30,6 @@ from mlops_portal import demo
 from registry.models import ModelVersion
 
 ENDPOINT = "breast-cancer"
-ENVIRONMENTS = [
-    ("development", "Try models out; releases start at once.", False),
-    ("staging", "Pre-production checks; releases start at once.", False),
-    ("production", "Customer traffic; an ops lead approves each release.", True),
-]
 
 
 class Command(BaseCommand):
@@ -63,7 +58,6 @@ class Command(BaseCommand):
         self._step("Migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
         password = self._create_admin()
-        self._create_environments()
 
         self._step("Training the demo model and registering it in MLflow")
         tracking_uri, model_uri = self._register_in_mlflow()
@@ -98,12 +92,6 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         return password
-
-    def _create_environments(self) -> None:
-        for name, description, approval in ENVIRONMENTS:
-            Environment.objects.get_or_create(
-                name=name, defaults={"description": description, "requires_approval": approval}
-            )
 
     def _register_in_mlflow(self) -> tuple[str, str]:
         mlflow_dir = settings.VAR_DIR / "mlflow"
