@@ -44,6 +44,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.timeout = options["timeout"]
+        # Stop cleanly on Ctrl-C and on `kill`, even when started from a shell
+        # that made this process ignore SIGINT (as background jobs do).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         log_dir = settings.VAR_DIR / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -73,7 +77,8 @@ class Command(BaseCommand):
         self._step(f"Deploying {version} to endpoint {ENDPOINT}")
         release = self._deploy(version)
         self._wait_for_gateway(gateway_url)
-        self._print_summary(web_url, gateway_url, password, release, version, log_dir)
+        prediction = self._predict(gateway_url, version.input_example or {})
+        self._print_summary(web_url, gateway_url, password, release, version, log_dir, prediction)
 
         if options["no_wait"]:
             return
@@ -180,7 +185,16 @@ class Command(BaseCommand):
             time.sleep(0.3)
         raise CommandError(f"The gateway did not route {ENDPOINT} within {self.timeout:.0f} s; see var/logs/gateway.log.")
 
-    def _print_summary(self, web_url, gateway_url, password, release, version, log_dir) -> None:
+    def _predict(self, gateway_url: str, payload: dict) -> str:
+        request = urllib.request.Request(
+            f"{gateway_url}/endpoints/{ENDPOINT}/invocations",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.read().decode()
+
+    def _print_summary(self, web_url, gateway_url, password, release, version, log_dir, prediction) -> None:
         payload = json.dumps(version.input_example or {})
         self.stdout.write(self.style.SUCCESS("\nMLOps Portal demo is running.\n"))
         self.stdout.write(f"  Web UI      {web_url}/  (user admin, password {password})")
@@ -193,7 +207,7 @@ class Command(BaseCommand):
             f"  curl -s -X POST {gateway_url}/endpoints/{ENDPOINT}/invocations "
             f"-H 'Content-Type: application/json' -d '{payload}'\n"
         )
-        self.stdout.write("Press Ctrl-C to stop.")
+        self.stdout.write(f"It returned {prediction} just now. Press Ctrl-C to stop.")
 
     def _shutdown(self) -> None:
         for name, process in reversed(self.children):
@@ -207,3 +221,7 @@ class Command(BaseCommand):
 
         for server in ModelServer.objects.filter(state__in=[ModelServer.State.STARTING, ModelServer.State.READY]):
             servers.stop_server(server)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
