@@ -197,8 +197,8 @@ class ModelServerApp:
     async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
         media_type = _media_type(scope)
         if media_type not in ("application/json", "text/csv"):
-            shown = media_type or "none"
-            raise RequestError(415, f"unsupported content type '{shown}', expected application/json or text/csv")
+            received = media_type or "none"
+            raise RequestError(415, f"unsupported content type '{received}', expected application/json or text/csv")
 
         body = await _read_body(scope, receive)
         signature = self.model.signature

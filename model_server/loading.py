@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class ModelLoadError(Exception):
-    """The model directory cannot be loaded. The message says why."""
+    """The model directory cannot be loaded. The message gives the reason."""
 
 
 @dataclass
@@ -132,9 +132,9 @@ def _load_sklearn_estimator(model_dir: Path, flavor: dict[str, Any]) -> Any:
     if serialization_format == "skops":
         import skops.io
 
-        # skops refuses types outside its default allow-list unless they are passed as
-        # trusted. The MLmodel's skops_trusted_types (set by whoever logged the model)
-        # decides which of the file's types may load.
+        # skops rejects types outside its default trusted list unless they are passed
+        # as trusted. The MLmodel's skops_trusted_types, written when the model was
+        # logged, decides which of the file's types may load.
         allowed = set(flavor.get("skops_trusted_types") or [])
         untrusted = skops.io.get_untrusted_types(file=model_file)
         refused = sorted(set(untrusted) - allowed)
@@ -214,10 +214,10 @@ def _choose_table_input(
 
     A float matrix avoids building a DataFrame per request, which costs several
     times the predict itself on a small pipeline. It is used when every column is
-    numeric and, for an estimator fitted on a DataFrame, when the fitted feature
-    names are the signature's columns; the matrix then follows the fitted column
-    order. When the input example exists, both forms must give equal predictions on
-    it, otherwise the DataFrame form is kept.
+    numeric. An estimator fitted on a DataFrame must also have the signature's
+    columns as its fitted feature names, and the matrix then follows the fitted
+    column order. When the input example exists, both forms must give equal
+    predictions on it, otherwise the DataFrame form is kept.
     """
     def predict_frame(table: InputTable, params: dict[str, Any] | None = None) -> Any:
         return method(table.to_frame())

@@ -169,3 +169,8 @@ def nullable_server(nullable_model, tmp_path_factory):
 @pytest.fixture(scope="session")
 def pyfunc_server(pyfunc_model, tmp_path_factory):
     yield from _served(pyfunc_model, "ages", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tensor_server(model_root, tmp_path_factory):
+    yield from _served(models.save_tensor_model(model_root / "tensor"), "iris", tmp_path_factory)

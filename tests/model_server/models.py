@@ -91,3 +91,14 @@ def save_broken_model(source: Path, path: Path) -> Path:
     content = model_file.read_bytes()
     model_file.write_bytes(content[: len(content) // 2])
     return path
+
+
+def save_tensor_model(path: Path) -> Path:
+    """LogisticRegression fitted on a numpy array, so its signature is a [-1, 4] float64 tensor."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    features, target = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=1000).fit(features, target)
+    mlflow.sklearn.save_model(model, str(path), signature=infer_signature(features, model.predict(features)))
+    return path
