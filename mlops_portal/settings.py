@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_results",
     "django_celery_beat",
+    "audit",
     "registry",
     "deployments",
 ]

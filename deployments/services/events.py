@@ -6,6 +6,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from audit.services import record_action
 from deployments.models import Release, ReleaseEvent
 
 logger = logging.getLogger("deployments.events")
@@ -41,6 +42,15 @@ def record_event(
         logger.info("Release %s: step %s already recorded", release.pk, step_key)
         return None
 
+    record_action(
+        actor,
+        f"release.{kind}",
+        release,
+        message,
+        endpoint=release.endpoint.name,
+        model=release.version.model.name,
+        data={"from_state": from_state, "to_state": to_state, **(data or {})},
+    )
     logger.info("Release %s (%s): %s %s", release.pk, release.endpoint.name, kind, message)
     return event
 

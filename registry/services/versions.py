@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.db import transaction
 
+from audit.services import record_action
 from mlops_portal.errors import InvalidInput, NotFound
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, normalize_model_name
 from registry.services.artifacts import ModelArchive, inspect_model_zip, store_artifact
@@ -87,6 +88,15 @@ def register_from_zip(
             metrics=mlflow.get("metrics", {}),
             params=mlflow.get("params", {}),
             **metadata,
+        )
+
+        record_action(
+            actor,
+            "version.register",
+            version,
+            f"Registered {model.name} v{version.version} from {source}",
+            model=model.name,
+            data={"version": version.version, "artifact_sha256": artifact.sha256, "source_uri": version.source_uri},
         )
 
         from registry.tasks import validate_version

@@ -139,3 +139,10 @@ def test_set_traffic_replaces_backends(environment, model_version):
     routing.set_traffic(endpoint, {old: 100}, roles={})
     routing.set_traffic(endpoint, {old: 90, new: 10}, roles={new.pk: RouteBackend.Role.CANDIDATE})
     assert sorted(RouteBackend.objects.values_list("weight", flat=True)) == [10, 90]
+
+
+def test_create_release_records_audit_entry(api_client, user, environment, model_version):
+    from audit.models import AuditEntry
+
+    api_client.post(URL, _body(), format="json")
+    assert AuditEntry.objects.filter(action="release.created", actor=user, endpoint="churn").count() == 1

@@ -208,3 +208,10 @@ def test_import_malformed_uri_returns_400(api_client, mlflow_store):
 def test_import_without_tracking_uri_names_field(api_client):
     response = api_client.post(VERSIONS_URL.format(name="bc"), {"mlflow_uri": "models:/x/1"}, format="json")
     assert response.json()["error"]["field"] == "tracking_uri"
+
+
+def test_upload_records_audit_entry(api_client, user, demo_model_zip):
+    from audit.models import AuditEntry
+
+    _upload(api_client, "breast-cancer", demo_model_zip.read_bytes())
+    assert AuditEntry.objects.filter(action="version.register", actor=user, model="breast-cancer").count() == 1
