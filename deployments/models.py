@@ -22,6 +22,14 @@ class Environment(models.Model):
     approvals_required = models.PositiveSmallIntegerField(default=1)
     runtime = models.CharField(max_length=32, choices=Runtime.choices, default=Runtime.LOCAL)
     runtime_config = models.JSONField(default=dict, blank=True)
+    # Empty: every user with a role sees the environment. Otherwise only
+    # members of these groups, ops leads and admins do (mlops_portal.access).
+    restricted_to = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="environments",
+        help_text="Groups whose members may see this environment; leave empty to show it to every user with a role.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -246,3 +254,26 @@ class TrafficSample(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["server_id", "created_at"])]
+
+
+class Approval(models.Model):
+    """One approver's decision on a release that waits for approval; a rejection carries its reason."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "approver"], name="one_decision_per_approver"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver} {self.decision} release {self.release_id}"

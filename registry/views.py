@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 
+from mlops_portal import access
 from mlops_portal.errors import PortalError
 from registry.models import ModelVersion, RegisteredModel, normalize_model_name
 from registry.services import versions
@@ -38,6 +39,7 @@ def version_detail(request, name, version):
 @login_required
 def version_upload(request):
     """Register a version from a zipped MLflow model uploaded through the browser."""
+    access.check_model_capability(request.user, access.Capability.REGISTER)
     if request.method != "POST":
         return render(request, "registry/version_upload.html", {})
 

@@ -30,9 +30,20 @@ def demo_model_zip(demo_model_dir, tmp_path_factory) -> Path:
     return zip_folder(demo_model_dir, tmp_path_factory.mktemp("demo-zip") / "model.zip")
 
 
+def add_role(user, role: str):
+    """Put `user` in the role's group; get_or_create because transactional tests flush migration data."""
+    from django.contrib.auth.models import Group
+
+    group, _ = Group.objects.get_or_create(name=role)
+    user.groups.add(group)
+    return user
+
+
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user(username="dana", password="a-long-test-password-1")
+    """Dana, a data scientist: registers models and requests releases."""
+    dana = django_user_model.objects.create_user(username="dana", password="a-long-test-password-1")
+    return add_role(dana, "data scientist")
 
 
 @pytest.fixture

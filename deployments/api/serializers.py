@@ -94,3 +94,11 @@ class ReleaseCreateSerializer(serializers.Serializer):
 
 class ActionSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class ApprovalSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class RejectionSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)

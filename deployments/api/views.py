@@ -6,35 +6,43 @@ from rest_framework.response import Response
 
 from deployments.api.serializers import (
     ActionSerializer,
+    ApprovalSerializer,
     EndpointSerializer,
     EnvironmentSerializer,
     ReleaseCreateSerializer,
     ReleaseEventSerializer,
+    RejectionSerializer,
     ReleaseSerializer,
 )
-from deployments.models import Endpoint, Environment, Release
-from deployments.services import releases
-from mlops_portal.errors import InvalidInput
+from deployments.services import approvals, releases
+from mlops_portal import access
+from mlops_portal.access import Capability
+from mlops_portal.permissions import EndpointAccess, EnvironmentAccess, ReleaseAccess
 from registry.services.versions import get_version, resolve_version
 
 
 class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     serializer_class = EnvironmentSerializer
-    queryset = Environment.objects.order_by("name")
+    permission_classes = [EnvironmentAccess]
     lookup_field = "name"
+
+    def get_queryset(self):
+        return access.visible_environments(self.request.user).order_by("name")
 
 
 class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
     serializer_class = EndpointSerializer
+    permission_classes = [EndpointAccess]
     lookup_field = "name"
 
     def get_queryset(self):
-        return Endpoint.objects.select_related("environment").prefetch_related("backends__server__version__model").order_by("name")
+        return access.visible_endpoints(self.request.user).select_related("environment").prefetch_related("backends__server__version__model").order_by("name")
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "gateway_url": settings.PORTAL_GATEWAY_URL}
 
     def perform_create(self, serializer):
+        access.get_environment_for_user(self.request.user, serializer.validated_data["environment"].name, Capability.REQUEST)
         serializer.save(created_by=self.request.user)
 
     @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
@@ -49,9 +57,10 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
 class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ReleaseSerializer
+    permission_classes = [ReleaseAccess]
 
     def get_queryset(self):
-        return Release.objects.select_related(
+        return access.visible_releases(self.request.user).select_related(
             "endpoint", "version__model", "stable_version", "requested_by"
         ).order_by("-created_at", "-id")
 
@@ -68,9 +77,8 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
         environment = None
         if data.get("environment"):
-            environment = Environment.objects.filter(name=data["environment"]).first()
-            if environment is None:
-                raise InvalidInput(f"Environment {data['environment']!r} does not exist.", field="environment")
+            environment = access.get_environment_for_user(request.user, data["environment"], Capability.REQUEST)
+        access.check_endpoint_name_for_request(request.user, data["endpoint"])
         endpoint = releases.get_or_create_endpoint(data["endpoint"], environment, actor=request.user)
 
         release = releases.create_release(
@@ -84,6 +92,24 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer = ActionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         release = releases.rollback(int(pk), actor=request.user, reason=serializer.validated_data["reason"])
+        return Response(ReleaseSerializer(release).data)
+
+    @extend_schema(request=ApprovalSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Approve a release that waits for approval; the requester cannot approve their own."""
+        serializer = ApprovalSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        release = approvals.approve(int(pk), actor=request.user, comment=serializer.validated_data["comment"])
+        return Response(ReleaseSerializer(release).data)
+
+    @extend_schema(request=RejectionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """Reject a release that waits for approval; the reason is required."""
+        serializer = RejectionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        release = approvals.reject(int(pk), actor=request.user, reason=serializer.validated_data["reason"])
         return Response(ReleaseSerializer(release).data)
 
     @extend_schema(responses=ReleaseEventSerializer(many=True))

@@ -8,6 +8,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from mlops_portal.errors import PayloadTooLarge
+from mlops_portal.permissions import ModelAccess
 from registry.api.serializers import (
     AliasSerializer,
     ModelVersionSerializer,
@@ -26,6 +27,7 @@ class RegisteredModelViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = RegisteredModelSerializer
+    permission_classes = [ModelAccess]
     lookup_field = "name"
     lookup_value_regex = "[^/]+"
 
@@ -59,6 +61,7 @@ class RegisteredModelViewSet(
 
 class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ModelVersionSerializer
+    permission_classes = [ModelAccess]
     lookup_field = "version"
     lookup_value_regex = r"\d+"
     parser_classes = [MultiPartParser, FormParser, JSONParser]

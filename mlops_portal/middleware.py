@@ -1,0 +1,44 @@
+"""Page-side access rules: a signed-in user needs a role, and portal errors become error pages.
+
+The API applies the same rules in its DRF permission classes (token users
+are only known inside DRF), so this middleware leaves /api/ alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.shortcuts import render
+from django.urls import reverse
+
+from mlops_portal import access
+from mlops_portal.errors import Forbidden, PortalError
+
+logger = logging.getLogger("mlops_portal.access")
+
+
+class PortalAccessMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+        # Pages a signed-in user without a role still needs: signing out, and
+        # Django's admin, which checks is_staff itself.
+        self.exempt_prefixes = (reverse("logout"), reverse("login"), reverse("admin:index"), "/api/", "/static/")
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not request.path.startswith(self.exempt_prefixes):
+            if not access.user_roles(user):
+                return self._error_page(request, Forbidden(access.no_role_message(user)))
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, PortalError) and not request.path.startswith("/api/"):
+            return self._error_page(request, exception)
+        return None
+
+    def _error_page(self, request, error: PortalError):
+        if error.status == 403:
+            logger.info("Denied %s %s to user %s: %s", request.method, request.path, request.user.pk, error.message)
+        template = "partials/error.html" if getattr(request, "htmx", False) else "error.html"
+        return render(request, template, {"error": error}, status=error.status)
+
