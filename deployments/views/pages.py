@@ -1,76 +1,105 @@
-"""Pages for endpoints and releases; the release status is a partial that htmx polls."""
+"""Read-only pages: dashboard, endpoints and releases; the live parts are partials that htmx polls."""
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.http import JsonResponse
+from django.shortcuts import render
 
-from deployments.models import Endpoint, Release
-from deployments.services import releases, routing
-from mlops_portal.errors import PortalError
+from deployments import presenters
+from deployments.models import Release
+from deployments.services import routing
+from mlops_portal import access
 
 # htmx stops polling when a response has this status.
 HTMX_STOP_POLLING = 286
+RELEASE_LIST_LIMIT = 100
 
 
 @login_required
 def dashboard(request):
-    endpoints = Endpoint.objects.select_related("environment").prefetch_related("backends__server__version__model")
-    active = Release.objects.filter(state__in=Release.OPEN_STATES).select_related("endpoint", "version__model")
-    recent = Release.objects.select_related("endpoint", "version__model", "requested_by")[:10]
-    return render(request, "deployments/dashboard.html", {"endpoints": endpoints, "active": active, "recent": recent})
+    context = presenters.dashboard(request.user)
+
+    template = "deployments/partials/dashboard_panels.html" if request.htmx else "deployments/dashboard.html"
+    return render(request, template, context)
 
 
 @login_required
 def endpoint_list(request):
-    endpoints = Endpoint.objects.select_related("environment").prefetch_related("backends__server__version__model")
+    endpoints = list(presenters.endpoints_with_traffic(request.user))
+    for endpoint in endpoints:
+        endpoint.health = presenters.endpoint_health(endpoint)
     return render(request, "deployments/endpoint_list.html", {"endpoints": endpoints})
 
 
 @login_required
 def endpoint_detail(request, name):
-    endpoint = get_object_or_404(Endpoint.objects.select_related("environment"), name=name)
-    history = endpoint.releases.select_related("version__model", "requested_by")[:20]
-    servers = endpoint.servers.select_related("version__model")[:20]
-    context = {"endpoint": endpoint, "traffic": routing.traffic_split(endpoint), "history": history, "servers": servers}
+    endpoint = access.get_endpoint_for_user(request.user, name)
+
+    traffic = routing.traffic_split(endpoint)
+    serving = {backend.server.version_id for backend in traffic if backend.weight > 0}
+    context = {
+        "endpoint": endpoint,
+        "traffic": traffic,
+        "history": presenters.release_rows(endpoint.releases.all()).order_by("-created_at", "-id")[:20],
+        "servers": endpoint.servers.select_related("version__model")[:20],
+        "recent_versions": presenters.recent_versions(endpoint, serving),
+        "can_restore": access.can_operate_in(request.user, endpoint.environment),
+    }
     return render(request, "deployments/endpoint_detail.html", context)
 
 
 @login_required
 def release_list(request):
-    release_rows = Release.objects.select_related("endpoint", "version__model", "requested_by")[:100]
-    return render(request, "deployments/release_list.html", {"releases": release_rows})
+    state = request.GET.get("state", "")
+    releases = presenters.release_rows(access.visible_releases(request.user))
+    if state in Release.State.values:
+        releases = releases.filter(state=state)
+    context = {"releases": releases.order_by("-created_at", "-id")[:RELEASE_LIST_LIMIT], "state": state, "states": Release.State.choices}
+    return render(request, "deployments/release_list.html", context)
 
 
-def _release_context(release_id):
-    release = get_object_or_404(
-        Release.objects.select_related("endpoint__environment", "version__model", "stable_version", "requested_by", "candidate_server"),
-        pk=release_id,
+def _get_release(request, release_id) -> Release:
+    queryset = Release.objects.select_related(
+        "endpoint__environment", "version__model", "stable_version__model", "requested_by", "candidate_server"
     )
-    events = release.events.select_related("actor")
-    return {"release": release, "events": events, "traffic": routing.traffic_split(release.endpoint)}
+    return access.get_release_for_user(request.user, release_id, queryset=queryset)
 
 
 @login_required
 def release_detail(request, release_id):
-    return render(request, "deployments/release_detail.html", _release_context(release_id))
+    release = _get_release(request, release_id)
+
+    context = presenters.release_page(request.user, release)
+    return render(request, "deployments/release_detail.html", context)
 
 
 @login_required
 def release_status(request, release_id):
-    """Return the live part of the release page; ends htmx polling once the release is final."""
-    context = _release_context(release_id)
-    status = HTMX_STOP_POLLING if context["release"].is_final else 200
-    return render(request, "deployments/partials/release_status.html", context, status=status)
+    """Return the live part of the release page; ends htmx polling once the release is final.
+
+    The page sends the state it shows; when the state has changed, the
+    response triggers `release-state-changed`, which reloads the action buttons.
+    """
+    release = _get_release(request, release_id)
+
+    context = presenters.release_page(request.user, release)
+    status = HTMX_STOP_POLLING if release.is_final else 200
+    response = render(request, "deployments/partials/release_status.html", context, status=status)
+    if request.GET.get("state", release.state) != release.state:
+        response["HX-Trigger"] = "release-state-changed"
+    return response
 
 
 @login_required
-@require_POST
-def release_rollback(request, release_id):
-    try:
-        releases.rollback(release_id, actor=request.user, reason=request.POST.get("reason", ""))
-    except PortalError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Release {release_id} rolled back.")
-    return redirect("release-detail", release_id=release_id)
+def release_actions(request, release_id):
+    release = _get_release(request, release_id)
+
+    context = presenters.release_page(request.user, release)
+    return render(request, "deployments/partials/release_actions.html", context)
+
+
+@login_required
+def release_metrics(request, release_id):
+    """Return the chart series as JSON: one entry per version with time, request rate, error rate and p95."""
+    release = _get_release(request, release_id)
+
+    return JsonResponse({"final": release.is_final, "versions": presenters.release_series(release)})
