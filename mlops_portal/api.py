@@ -6,7 +6,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, pagination, status
 from rest_framework.response import Response
 
 from mlops_portal.errors import PortalError
@@ -68,3 +68,9 @@ def _messages(value) -> list[str]:
     if isinstance(value, list):
         return [message for item in value for message in _messages(item)]
     return [str(value)]
+
+
+class CursorPagination(pagination.CursorPagination):
+    """Cursor pages newest first by id, a field every model has (DRF's default orders by "created")."""
+
+    ordering = "-id"

@@ -197,7 +197,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mlops_portal.permissions.PortalAccess"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "mlops_portal.api.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "mlops_portal.api.exception_handler",
 }
