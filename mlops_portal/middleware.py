@@ -1,7 +1,8 @@
 """Page-side access rules: a signed-in user needs a role, and portal errors become error pages.
 
 The API applies the same rules in its DRF permission classes (token users
-are only known inside DRF), so this middleware leaves /api/ alone.
+are only known inside DRF), so this middleware leaves /api/v1/ and the
+schema alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class PortalAccessMiddleware:
         self.get_response = get_response
         # Pages a signed-in user without a role still needs: signing out, and
         # Django's admin, which checks is_staff itself.
-        self.exempt_prefixes = (reverse("logout"), reverse("login"), reverse("admin:index"), "/api/", "/static/")
+        self.exempt_prefixes = (reverse("logout"), reverse("login"), reverse("admin:index"), "/api/v1/", "/api/schema/", "/static/")
 
     def __call__(self, request):
         user = getattr(request, "user", None)
@@ -32,7 +33,7 @@ class PortalAccessMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if isinstance(exception, PortalError) and not request.path.startswith("/api/"):
+        if isinstance(exception, PortalError) and not request.path.startswith("/api/v1/"):
             return self._error_page(request, exception)
         return None
 
