@@ -21,8 +21,7 @@ from deployments.runtimes.docker import DEFAULT_BASE_IMAGE, DockerRuntime
 from deployments.runtimes.docker_image import LABEL_INSTANCE
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-STANDIN_SERVER = Path(__file__).with_name("standin") / "model_server"
-PROJECT_SERVER = REPOSITORY_ROOT / "model_server"
+SERVER_PACKAGE = REPOSITORY_ROOT / "model_server"
 
 
 def engine_url() -> str:
@@ -67,10 +66,7 @@ def wheelhouse() -> Path:
 
 @pytest.fixture(scope="session")
 def server_package() -> Path:
-    """Return the project's model_server package, or the stand-in until the project has one."""
-    if (PROJECT_SERVER / "__main__.py").is_file() and os.environ.get("MLOPS_PORTAL_TEST_SERVER") != "standin":
-        return PROJECT_SERVER
-    return STANDIN_SERVER
+    return SERVER_PACKAGE
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from deployments.runtimes.docker_image import (
     write_context_tar,
 )
 
-from .conftest import STANDIN_SERVER
+from .conftest import SERVER_PACKAGE
 
 SERVER_LINES = ["mlflow-skinny==3.17.2", "numpy==2.4.6", "pandas==3.1.1", "uvicorn[standard]==0.55.0"]
 
@@ -42,7 +42,7 @@ def sources(tmp_path) -> ImageSources:
     (wheelhouse / "numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"wheel")
     return ImageSources(
         base_image="localhost/mlops-portal-base:bookworm",
-        server_package=STANDIN_SERVER,
+        server_package=SERVER_PACKAGE,
         server_requirements=server_requirements,
         wheelhouse=wheelhouse,
     )
