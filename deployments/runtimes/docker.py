@@ -75,6 +75,7 @@ class DockerRuntime(Runtime):
         server_package: Path | None = None,
         server_requirements: Path = DEFAULT_SERVER_REQUIREMENTS,
         restart_policy: dict[str, Any] | None = None,
+        layer_cache: bool = True,
     ):
         """Configure the runtime; nothing connects to the engine until the first call.
 
@@ -85,12 +86,14 @@ class DockerRuntime(Runtime):
         build_timeout: seconds one image build may take.
         publish_host: host address for the published port, or None to publish nothing.
         server_package: the `model_server` package folder copied into images.
+        layer_cache: reuse cached layers of earlier builds; False rebuilds every step.
         """
         if network is None and publish_host is None:
             raise ValueError("publish_host=None needs a network, or the servers would be unreachable")
 
         self.instance = instance
         self.build_timeout = build_timeout
+        self.layer_cache = layer_cache
         self.network = network
         self.publish_host = publish_host
         self.restart_policy = restart_policy or {"Name": "on-failure", "MaximumRetryCount": 3}
@@ -133,7 +136,7 @@ class DockerRuntime(Runtime):
         log(f"Building image {context.tag} from {self.sources.base_image}.")
         logger.info("server %s: building image %s", spec.server_id, context.tag)
         started = time.monotonic()
-        build_image(self._api_kwargs, context, self.sources.base_image, self.build_timeout, log)
+        build_image(self._api_kwargs, context, self.sources.base_image, self.build_timeout, log, self.layer_cache)
         seconds = time.monotonic() - started
 
         image = self._find_image(context.tag)

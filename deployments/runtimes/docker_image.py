@@ -326,7 +326,14 @@ class BuildLog:
 _END_OF_STREAM = object()
 
 
-def build_image(api_kwargs: dict[str, Any], context: BuildContext, base_image: str, timeout: float, log: LogFn) -> None:
+def build_image(
+    api_kwargs: dict[str, Any],
+    context: BuildContext,
+    base_image: str,
+    timeout: float,
+    log: LogFn,
+    layer_cache: bool = True,
+) -> None:
     """Build and tag the image for context, passing each output line to log.
 
     Raises RuntimeFailure naming the failing step and its last output lines
@@ -353,6 +360,7 @@ def build_image(api_kwargs: dict[str, Any], context: BuildContext, base_image: s
                 tag=context.tag,
                 labels=context.labels,
                 buildargs={"BASE_IMAGE": base_image},
+                nocache=not layer_cache,
                 rm=True,
                 forcerm=True,
                 pull=False,

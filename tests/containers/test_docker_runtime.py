@@ -204,10 +204,11 @@ def test_two_servers_side_by_side(prepared_v1, runtime, engine, instance, sklear
 
     # A stopped container is reported as not alive, and start() brings it back.
     container.stop(timeout=10)
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0, "the server did not exit cleanly on its stop signal"
     health = runtime.health(handles[0])
     assert not health.alive
     assert "exited" in health.detail
-    assert container.attrs is not None
     restarted = runtime.start(spec_v1, prepared)
     assert restarted.ref["container_id"] == handles[0].ref["container_id"]
     wait_ready(runtime, restarted)
