@@ -133,6 +133,9 @@ class DockerRuntime(Runtime):
             logger.info("server %s: reusing image %s", spec.server_id, context.tag)
             return {"image": context.tag, "image_id": existing.id, "digest": context.digest, "built": False}
 
+        # NOTE: two workers that prepare the same inputs at once both build.
+        # The later build takes the tag. If the two images differ, the earlier
+        # one stays untagged, with the instance label, until remove_all().
         log(f"Building image {context.tag} from {self.sources.base_image}.")
         logger.info("server %s: building image %s", spec.server_id, context.tag)
         started = time.monotonic()
