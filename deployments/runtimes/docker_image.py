@@ -291,7 +291,7 @@ class BuildLog:
     def __init__(self, log: LogFn):
         self._log = log
         self._partial = ""
-        self.step = "before the first step"
+        self.step = "the upload of the build context"
         self.tail: list[str] = []
 
     def feed(self, text: str) -> None:
@@ -342,9 +342,18 @@ def build_image(
     api = docker.APIClient(**api_kwargs)
 
     # The build response is captured through a requests hook, so that a
-    # timeout can shut its socket down and unblock the reading thread.
+    # timeout can shut its socket down and unblock the reading thread. A
+    # response that arrives after the timeout (the context upload took all
+    # the time) is shut down as soon as it arrives.
     responses = []
-    api.hooks["response"].append(lambda response, *args, **kwargs: responses.append(response))
+    cancelled = threading.Event()
+
+    def capture_response(response: Any, *args: Any, **kwargs: Any) -> None:
+        responses.append(response)
+        if cancelled.is_set():
+            shut_down(response)
+
+    api.hooks["response"].append(capture_response)
 
     build_log = BuildLog(log)
     chunks: queue.Queue[Any] = queue.Queue()
@@ -385,7 +394,8 @@ def build_image(
         try:
             error_message = consume_build_stream(chunks, build_log, deadline)
         except TimeoutError:
-            for response in responses:
+            cancelled.set()
+            for response in list(responses):
                 shut_down(response)
             reader.join(timeout=10)
             build_log.flush()
