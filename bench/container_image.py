@@ -85,6 +85,7 @@ def machine() -> dict[str, str]:
         "cpu": cpu_model,
         "ram_gib": f"{mem_kib / 1024 / 1024:.1f}",
         "kernel": platform.release(),
+        "load_average_1min": f"{os.getloadavg()[0]:.1f}",
     }
 
 
@@ -120,6 +121,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    machine_info = machine()
     instance = f"bench-{uuid.uuid4().hex[:8]}"
     options = {"wheelhouse": args.wheelhouse, "instance": instance}
     cold_runtime = DockerRuntime(layer_cache=False, **options)
@@ -156,7 +158,7 @@ def main() -> None:
     stops = [stop for _, stop in start_times]
     results = {
         "date": datetime.date.today().isoformat(),
-        "machine": machine(),
+        "machine": machine_info,
         "engine": f"{engine_version.get('Components', [{}])[0].get('Name', 'engine')} {engine_version['Version']}",
         "cold_build_seconds": round(cold_seconds, 1),
         "warm_build_seconds": round(warm_seconds, 1),
@@ -182,7 +184,8 @@ def render_markdown(results: dict) -> str:
         "",
         "Command: `.venv/bin/python bench/container_image.py`",
         f"Machine: {machine_info['nproc']} cores ({machine_info['cpu']}), {machine_info['ram_gib']} GiB RAM, "
-        f"Linux {machine_info['kernel']}, {results['engine']}. Date: {results['date']}.",
+        f"Linux {machine_info['kernel']}, {results['engine']}, load average {machine_info['load_average_1min']} "
+        f"at the start. Date: {results['date']}.",
         "",
         "| measure | value |",
         "| --- | --- |",
