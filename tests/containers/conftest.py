@@ -33,12 +33,11 @@ def engine_url() -> str:
 @pytest.fixture(scope="session")
 def engine() -> docker.DockerClient:
     url = engine_url()
-    client = docker.DockerClient(base_url=url, timeout=10)
     try:
+        client = docker.DockerClient(base_url=url, timeout=10)
         client.ping()
     except docker.errors.DockerException as error:
-        client.close()
-        pytest.skip(f"no container engine answers at {url} ({error}); start one with .ci/container-engine")
+        pytest.skip(f"no container engine responds at {url} ({error}); start one with .ci/container-engine")
 
     try:
         client.images.get(DEFAULT_BASE_IMAGE)
