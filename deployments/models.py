@@ -10,7 +10,7 @@ from registry.models import ModelVersion
 
 
 class Environment(models.Model):
-    """Where endpoints live (development, staging, production) and the rules for releasing there."""
+    """A stage such as development, staging or production, with the rules for releasing to its endpoints."""
 
     class Runtime(models.TextChoices):
         LOCAL = "local", "Local process"
@@ -136,9 +136,24 @@ class Release(models.Model):
     strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.BLUE_GREEN)
     plan = models.JSONField(default=dict, blank=True)
     analysis = models.JSONField(default=dict, blank=True)
+    class PauseReason(models.TextChoices):
+        MANUAL = "manual", "Paused by a person"
+        STEP = "step", "Pause step until promoted"
+        INCONCLUSIVE = "inconclusive", "Analysis inconclusive"
+        DEADLINE = "deadline", "Progress deadline passed"
+
     state = models.CharField(max_length=24, choices=State.choices, default=State.DRAFT)
+    # Position in plan["steps"]; equal to len(steps) once every step is done.
     step_index = models.PositiveIntegerField(default=0)
+    # Starts of the current step: an analysis that failed below the failure
+    # limit, or that a person resumed, runs again with the next number.
+    step_attempt = models.PositiveIntegerField(default=0)
+    # Runs of the whole release; `retry` starts the next one.
+    attempt = models.PositiveIntegerField(default=1)
+    failed_analyses = models.PositiveIntegerField(default=0)
     canary_weight = models.DecimalField(max_digits=4, decimal_places=1, default=0)
+    pause_reason = models.CharField(max_length=16, choices=PauseReason.choices, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
     candidate_server = models.ForeignKey(
         ModelServer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -155,8 +170,11 @@ class Release(models.Model):
     # When the controller should run next; the periodic sweep requeues
     # active releases whose run is overdue because a worker died.
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    # Each scheduled controller run carries this token; bumping it makes any
-    # older chain of runs stop, so a resumed release never has two chains.
+    # Each scheduled controller run carries this token, and every run and
+    # every action that reschedules the controller increments it. Only the one
+    # message that carries the current value does anything, so a message that
+    # the broker delivers again after a worker died finds a newer token and
+    # stops, and a release never has two chains of runs.
     run_token = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -222,6 +240,10 @@ class RouteBackend(models.Model):
     server = models.ForeignKey(ModelServer, on_delete=models.CASCADE, related_name="backends")
     weight = models.DecimalField(max_digits=4, decimal_places=1)
     role = models.CharField(max_length=16, choices=Role.choices)
+    # Requests whose header `preview_header` equals `preview_value` reach this
+    # backend whatever its weight; at most one backend per endpoint has one.
+    preview_header = models.CharField(max_length=100, blank=True)
+    preview_value = models.CharField(max_length=200, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["endpoint", "server"], name="unique_endpoint_backend")]

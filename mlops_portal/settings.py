@@ -225,7 +225,9 @@ if REDIS_URL:
         "visibility_timeout": env_int("PORTAL_BROKER_VISIBILITY_TIMEOUT", 600, minimum=30),
     }
 else:
-    CELERY_BROKER_URL = "filesystem://"
+    # A host name, although the transport ignores it, keeps kombu from warning
+    # that none was supplied.
+    CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
@@ -272,6 +274,22 @@ PORTAL_SERVER_READY_TIMEOUT = env_float("PORTAL_SERVER_READY_TIMEOUT", 120.0, mi
 PORTAL_SCALE_DOWN_DELAY = env_float("PORTAL_SCALE_DOWN_DELAY", 30.0, minimum=0.0)
 PORTAL_GATEWAY_SYNC_TIMEOUT = env_float("PORTAL_GATEWAY_SYNC_TIMEOUT", 10.0, minimum=0.0)
 PORTAL_CONTROLLER_INTERVAL = env_float("PORTAL_CONTROLLER_INTERVAL", 0.5, minimum=0.05)
+# A release step (readiness wait, canary step, analysis) that takes longer than
+# its planned duration plus this many seconds fails or pauses the release.
+PORTAL_PROGRESS_DEADLINE = env_float("PORTAL_PROGRESS_DEADLINE", 600.0, minimum=1.0)
+# The periodic sweep resumes an active release whose next controller run is
+# this many seconds overdue, because the worker that held it died.
+PORTAL_STALL_GRACE = env_float("PORTAL_STALL_GRACE", 15.0, minimum=1.0)
+# One controller run (one release step) is stopped after this many seconds and
+# runs again later. It must end well inside the broker's visibility timeout,
+# or the broker would deliver the same run to a second worker meanwhile.
+PORTAL_CONTROLLER_STEP_TIMEOUT = env_float("PORTAL_CONTROLLER_STEP_TIMEOUT", 300.0, minimum=10.0)
+if REDIS_URL and PORTAL_CONTROLLER_STEP_TIMEOUT + 30 > CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]:
+    raise ImproperlyConfigured(
+        f"PORTAL_CONTROLLER_STEP_TIMEOUT={PORTAL_CONTROLLER_STEP_TIMEOUT:g} must be at least 30 s below "
+        f"PORTAL_BROKER_VISIBILITY_TIMEOUT={CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout']}; "
+        "lower the first or raise the second."
+    )
 
 LOG_LEVEL = env_str("PORTAL_LOG_LEVEL", "INFO").upper()
 LOGGING = {

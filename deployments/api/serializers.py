@@ -57,14 +57,20 @@ class ReleaseSerializer(serializers.ModelSerializer):
     stable_version = serializers.IntegerField(source="stable_version.version", default=None)
     requested_by = serializers.StringRelatedField()
     candidate_server = serializers.IntegerField(source="candidate_server_id")
+    stable_server = serializers.IntegerField(source="stable_server_id")
+    step_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Release
         fields = [
             "id", "endpoint", "model", "version", "stable_version", "strategy", "plan", "analysis", "state",
-            "step_index", "canary_weight", "candidate_server", "failure_reason", "requested_by",
-            "created_at", "updated_at", "started_at", "finished_at",
+            "step_index", "step_count", "attempt", "canary_weight", "failed_analyses", "pause_reason", "paused_at",
+            "candidate_server", "stable_server", "failure_reason", "requested_by",
+            "created_at", "updated_at", "started_at", "step_started_at", "finished_at",
         ]
+
+    def get_step_count(self, release) -> int:
+        return len((release.plan or {}).get("steps") or [])
 
 
 class ReleaseCreateSerializer(serializers.Serializer):

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -65,7 +66,9 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ).order_by("-created_at", "-id")
 
     @extend_schema(request=ReleaseCreateSerializer, responses={201: ReleaseSerializer})
+    @transaction.atomic
     def create(self, request):
+        """Create a release; a new endpoint is created with it, and neither is stored when the request is invalid."""
         serializer = ReleaseCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -86,13 +89,54 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         )
         return Response(ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
 
+    def _act(self, request, pk, service):
+        """Validate the reason, call the release action and return the release; 409 when the state forbids it."""
+        serializer = ActionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        release = service(int(pk), actor=request.user, reason=serializer.validated_data["reason"])
+        return Response(ReleaseSerializer(release).data)
+
+    @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Hold a progressing release at its current step and traffic split."""
+        return self._act(request, pk, releases.pause)
+
+    @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Continue a paused release."""
+        return self._act(request, pk, releases.resume)
+
+    @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None):
+        """End the current pause or analysis step and go on with the next step."""
+        return self._act(request, pk, releases.promote)
+
+    @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"], url_path="promote-fully")
+    def promote_fully(self, request, pk=None):
+        """Skip the remaining steps and send all traffic to the candidate."""
+        return self._act(request, pk, releases.promote_fully)
+
+    @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def abort(self, request, pk=None):
+        """Send all traffic back to the stable version at once; the candidate keeps running for inspection."""
+        return self._act(request, pk, releases.abort)
+
     @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
-        serializer = ActionSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        release = releases.rollback(int(pk), actor=request.user, reason=serializer.validated_data["reason"])
-        return Response(ReleaseSerializer(release).data)
+        """After promotion, send all traffic back to the previous stable version."""
+        return self._act(request, pk, releases.rollback)
+
+    @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Run a failed or aborted release again from its first step."""
+        return self._act(request, pk, releases.retry)
 
     @extend_schema(request=ApprovalSerializer, responses=ReleaseSerializer)
     @action(detail=True, methods=["post"])

@@ -1,16 +1,24 @@
 """The release controller: one idempotent step of a release per call.
 
-A Celery task calls `advance` with the release id; `advance` locks the
-release row, performs the step that the release's state calls for, records
-it, and returns the delay until the next step (None when the release is done).
-A step that runs twice, because a worker died after doing it but before the
-task was acknowledged, finds its work done and moves on.
+A Celery task calls `advance` with the release id and the run token it was
+scheduled with. `advance` locks the release row and performs the step that the
+release's state and plan call for. It records the step, increments the run
+token and returns the delay until the next run with the new token, or None
+when the release needs no further run (it is final, or paused for a person).
+
+A worker can die at any point. Before the commit, the step's database changes
+roll back and the next run performs the step again; the runtime adopts a
+server that was already started. After the commit, the broker may deliver the
+same message again, but it carries an old token and is dropped. Either way a
+step's route change and event are stored once. Controller events carry a
+`step_key` as a second guard (see ReleaseEvent).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -18,7 +26,7 @@ from django.utils import timezone
 
 from deployments.models import ModelServer, Release, RouteBackend
 from deployments.runtimes import RuntimeFailure
-from deployments.services import routing, servers
+from deployments.services import analysis, plans, routing, rollout, servers
 from deployments.services.events import change_state, record_event
 from deployments.services.releases import get_release_for_update
 
@@ -26,26 +34,52 @@ logger = logging.getLogger("deployments.controller")
 
 State = Release.State
 
+# A run scheduled further ahead re-checks and schedules again. The broker
+# delivers a countdown task at once and the worker holds it unacknowledged
+# until it is due, so long countdowns would outlast the visibility timeout;
+# short ones also let the stall sweep notice a lost chain quickly.
+MAX_DELAY_SECONDS = 30.0
 
-def advance(release_id: int, token: int | None = None) -> float | None:
-    """Run the release's next step and return the seconds until the one after, or None."""
+
+def advance(release_id: int, token: int | None = None) -> tuple[float, int] | None:
+    """Run the release's next step; return (seconds until the next run, its token), or None."""
     with transaction.atomic():
         release = get_release_for_update(release_id)
         if token is not None and token != release.run_token:
-            logger.info("Release %s: dropping an outdated controller run (token %s, current %s)", release.pk, token, release.run_token)
+            logger.info(
+                "Release %s: dropping an outdated controller run (token %s, current %s)",
+                release.pk, token, release.run_token,
+            )
             return None
-        if release.state not in Release.ACTIVE_STATES:
+        step = _STEPS.get(release.state)
+        if step is None:
             return None
 
-        step = _STEPS[release.state]
         try:
             delay = step(release)
         except RuntimeFailure as exc:
             delay = fail(release, str(exc))
 
-        release.next_run_at = timezone.now() + timedelta(seconds=delay) if delay is not None else None
-        release.save(update_fields=["next_run_at", "updated_at"])
-    return delay
+        if delay is None:
+            release.next_run_at = None
+            release.save(update_fields=["next_run_at", "updated_at"])
+            return None
+
+        delay = min(max(delay, 0.0), MAX_DELAY_SECONDS)
+        release.run_token += 1
+        release.next_run_at = timezone.now() + timedelta(seconds=delay)
+        release.save(update_fields=["run_token", "next_run_at", "updated_at"])
+        return delay, release.run_token
+
+
+def step_key(release: Release, name: str, *, in_step: bool = False) -> str:
+    """Build the key that makes a controller event unique per release run, step and step attempt."""
+    if in_step:
+        return f"a{release.attempt}.s{release.step_index}.r{release.step_attempt}.{name}"
+    return f"a{release.attempt}.{name}"
+
+
+# Starting the candidate
 
 
 def _start(release: Release) -> float:
@@ -59,7 +93,7 @@ def _start(release: Release) -> float:
         State.BUILDING,
         f"Preparing v{release.version.version} on the {release.candidate_server.runtime} runtime "
         f"(server {release.candidate_server.pk})",
-        step_key="building",
+        step_key=step_key(release, "building"),
         started_at=release.started_at or timezone.now(),
         step_started_at=timezone.now(),
     )
@@ -76,27 +110,21 @@ def _build(release: Release) -> float:
         release,
         State.DEPLOYING,
         f"Started server {server.pk} for v{release.version.version} at {server.url}; waiting until it is ready",
-        step_key="deploying",
+        step_key=step_key(release, "deploying"),
         step_started_at=timezone.now(),
     )
     return settings.PORTAL_CONTROLLER_INTERVAL
 
 
 def _deploy(release: Release) -> float | None:
-    """Wait for the candidate to be ready and pass its smoke prediction, then switch traffic."""
+    """Wait until the candidate is ready and passed its smoke prediction, then start the plan's steps."""
     server = release.candidate_server
     if server.state == ModelServer.State.STARTING:
         health = servers.check_server(server)
         if server.state == ModelServer.State.FAILED:
             return fail(release, f"Server {server.pk} failed: {server.failure_reason}")
         if not health.ready:
-            waited = (timezone.now() - release.step_started_at).total_seconds()
-            if waited > settings.PORTAL_SERVER_READY_TIMEOUT:
-                return fail(
-                    release,
-                    f"Server {server.pk} was not ready after {settings.PORTAL_SERVER_READY_TIMEOUT:.0f} s ({health.detail}).",
-                )
-            return settings.PORTAL_CONTROLLER_INTERVAL
+            return _wait_for_ready(release, health.detail)
 
     if server.state != ModelServer.State.READY:
         return fail(release, f"Server {server.pk} is {server.state}: {server.failure_reason or 'not ready'}")
@@ -105,48 +133,239 @@ def _deploy(release: Release) -> float | None:
         release,
         "server",
         f"Server {server.pk} for v{release.version.version} is ready and passed its smoke prediction",
-        step_key="candidate-ready",
+        step_key=step_key(release, "candidate-ready"),
     )
-    return _switch_all_traffic(release)
+
+    steps = release.plan.get("steps") or []
+    if release.stable_server is None:
+        return _promote(release, "no earlier version serves the endpoint, so the candidate takes all traffic at once")
+    if not steps:
+        return _promote(release, "blue/green switch")
+
+    revision = None
+    preview = rollout.preview_route(release)
+    if preview is not None:
+        stable = release.stable_server
+        revision = routing.set_traffic(
+            release.endpoint,
+            {stable: 100, server: 0},
+            roles={stable.pk: RouteBackend.Role.STABLE, server.pk: RouteBackend.Role.CANDIDATE},
+            preview=preview,
+        )
+    change_state(
+        release,
+        State.PROGRESSING,
+        _steps_message(release, steps, preview, revision),
+        data={"revision": revision} if revision else None,
+        step_key=step_key(release, "progressing"),
+        step_index=0,
+        step_attempt=0,
+        step_started_at=timezone.now(),
+    )
+    return 0
 
 
-def _switch_all_traffic(release: Release) -> None:
-    """Blue/green switch: all traffic to the candidate in one route-table change."""
-    candidate = release.candidate_server
-    revision = routing.set_traffic(release.endpoint, {candidate: 100}, roles={candidate.pk: RouteBackend.Role.STABLE})
+def _wait_for_ready(release: Release, detail: str) -> float | None:
+    waited = (timezone.now() - release.step_started_at).total_seconds()
+    if waited > settings.PORTAL_SERVER_READY_TIMEOUT:
+        return fail(
+            release,
+            f"Server {release.candidate_server_id} was not ready after "
+            f"{settings.PORTAL_SERVER_READY_TIMEOUT:.0f} s ({detail}).",
+        )
+    if waited > release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE):
+        return _deadline_passed(release, f"Server {release.candidate_server_id} was not ready ({detail})", "deploy-deadline")
+    return settings.PORTAL_CONTROLLER_INTERVAL
 
-    stop_after = timezone.now() + timedelta(seconds=settings.PORTAL_SCALE_DOWN_DELAY)
-    release.endpoint.servers.filter(state__in=[ModelServer.State.STARTING, ModelServer.State.READY]).exclude(
-        pk=candidate.pk
-    ).filter(stop_after__isnull=True).update(stop_after=stop_after)
 
+def _steps_message(release: Release, steps: list[dict], preview, revision: int | None) -> str:
+    described = ", ".join(plans.describe_step(step) for step in steps)
+    message = f"Running {len(steps)} steps before promotion: {described}"
+    if preview is not None:
+        message += f". Requests with {preview.header}: {preview.value} reach v{release.version.version} (route revision {revision})"
+    return message
+
+
+# The plan's steps
+
+
+def _progress(release: Release) -> float | None:
+    """Perform or check the current step; after the last one, promote."""
+    steps = release.plan.get("steps") or []
+    if release.step_index >= len(steps):
+        return _promote(release, f"all {len(steps)} steps done")
+
+    step = steps[release.step_index]
+    elapsed = (timezone.now() - release.step_started_at).total_seconds()
+    deadline = plans.planned_seconds(step) + release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE)
+    if elapsed > deadline:
+        return _deadline_passed(release, f"{_step_label(release)} ({plans.describe_step(step)}) did not finish")
+
+    kind = plans.step_kind(step)
+    if kind == "weight":
+        return _weight_step(release, Decimal(str(step["weight"])))
+    if kind == "pause":
+        return _pause_step(release, step["pause"].get("duration"))
+    return _analysis_step(release, step["analysis"])
+
+
+def _weight_step(release: Release, weight: Decimal) -> float:
+    revision = rollout.set_canary_weight(release, weight)
     record_event(
         release,
         "traffic",
-        f"100% of traffic to v{release.version.version} (route revision {revision})",
-        data={"revision": revision, "weights": {str(candidate.pk): 100}},
-        step_key="traffic-100",
+        f"{_step_label(release)}: {weight}% of traffic to v{release.version.version}, "
+        f"{Decimal(100) - weight}% to v{release.stable_server.version.version} (route revision {revision})",
+        data={"revision": revision, "step": release.step_index, "canary_weight": float(weight)},
+        step_key=step_key(release, "weight", in_step=True),
     )
-    change_state(
+    _next_step(release)
+    return 0
+
+
+def _pause_step(release: Release, duration: float | None) -> float | None:
+    if duration is None:
+        change_state(
+            release,
+            State.PAUSED,
+            f"{_step_label(release)}: paused at {release.canary_weight}% until a person promotes the release",
+            kind="pause",
+            step_key=step_key(release, "paused", in_step=True),
+            pause_reason=Release.PauseReason.STEP,
+            paused_at=timezone.now(),
+        )
+        return None
+
+    remaining = duration - (timezone.now() - release.step_started_at).total_seconds()
+    if remaining > 0:
+        return remaining
+
+    record_event(
         release,
-        State.PROMOTED,
-        f"v{release.version.version} is live on {release.endpoint.name}",
-        step_key="promoted",
-        canary_weight=100,
-        finished_at=timezone.now(),
+        "step",
+        f"{_step_label(release)}: paused {duration:g} s at {release.canary_weight}%",
+        step_key=step_key(release, "pause-done", in_step=True),
+    )
+    _next_step(release)
+    return 0
+
+
+def _analysis_step(release: Release, spec: dict) -> float | None:
+    now = timezone.now()
+    remaining = spec["window"] - (now - release.step_started_at).total_seconds()
+    if remaining > 0:
+        return remaining
+
+    result = analysis.run(release, spec, release.step_started_at, now)
+    label = f"{_step_label(release)}: analysis at {release.canary_weight}% {result.summary}"
+    key = step_key(release, "analysis", in_step=True)
+    data = {"step": release.step_index, **result.as_dict()}
+
+    if result.outcome == analysis.PASSED:
+        record_event(release, "analysis", label, data=data, step_key=key)
+        _next_step(release)
+        return 0
+
+    if result.outcome == analysis.INCONCLUSIVE:
+        change_state(
+            release,
+            State.PAUSED,
+            f"{label}; paused until a person resumes (analyse again), promotes (skip the analysis) or aborts",
+            kind="analysis",
+            data=data,
+            step_key=key,
+            pause_reason=Release.PauseReason.INCONCLUSIVE,
+            paused_at=now,
+        )
+        return None
+
+    release.failed_analyses += 1
+    release.save(update_fields=["failed_analyses", "updated_at"])
+    limit = spec["failure_limit"]
+    counted = f"failed analysis {release.failed_analyses} of at most {limit}"
+    record_event(release, "analysis", f"{label} ({counted})", data=data, step_key=key)
+    if release.failed_analyses >= limit:
+        return fail(release, f"{_step_label(release)}: {result.summary}; {counted}, so the release rolled back")
+
+    release.step_attempt += 1
+    release.step_started_at = now
+    release.save(update_fields=["step_attempt", "step_started_at", "updated_at"])
+    return spec["window"]
+
+
+def _next_step(release: Release) -> None:
+    release.step_index += 1
+    release.step_attempt = 0
+    release.step_started_at = timezone.now()
+    release.save(update_fields=["step_index", "step_attempt", "step_started_at", "updated_at"])
+
+
+def _step_label(release: Release) -> str:
+    total = len(release.plan.get("steps") or [])
+    return f"Step {release.step_index + 1} of {total}"
+
+
+def _promote(release: Release, why: str) -> None:
+    candidate = release.candidate_server
+    rollout.promote_candidate(
+        release,
+        f"v{release.version.version} is live on {release.endpoint.name} ({why}); server {candidate.pk} takes all traffic",
+        step_key=step_key(release, "promoted"),
     )
     return None
 
 
-def fail(release: Release, reason: str) -> None:
-    """Mark the release failed, keep traffic on the stable version and stop the candidate soon."""
-    candidate = release.candidate_server
-    if candidate is not None and not candidate.backends.filter(weight__gt=0).exists():
-        candidate.stop_after = timezone.now()
-        candidate.save(update_fields=["stop_after"])
+# Failures
 
-    change_state(release, State.FAILED, reason, failure_reason=reason, finished_at=timezone.now())
-    logger.warning("Release %s failed: %s", release.pk, reason)
+
+def _deadline_passed(release: Release, what: str, key_name: str = "deadline") -> float | None:
+    """Fail and roll back, or pause, as the plan's on_deadline says."""
+    deadline = release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE)
+    reason = f"{what} within its progress deadline of {deadline:g} s"
+    if release.plan.get("on_deadline") == "pause":
+        change_state(
+            release,
+            State.PAUSED,
+            f"{reason}; paused until a person resumes (restart the step), promotes or aborts",
+            kind="deadline",
+            step_key=step_key(release, key_name, in_step=True),
+            pause_reason=Release.PauseReason.DEADLINE,
+            paused_at=timezone.now(),
+        )
+        return None
+    return fail(release, reason)
+
+
+def fail(release: Release, reason: str) -> None:
+    """Mark the release failed: all traffic back to the stable version, and the candidate stopped.
+
+    The candidate stops once every gateway has stopped sending it requests.
+    """
+    revision = rollout.return_to_stable(release)
+    if revision is not None:
+        stable = release.stable_version
+        record_event(
+            release,
+            "traffic",
+            f"Rolled back: all traffic to v{stable.version if stable else '?'} (route revision {revision})",
+            data={"revision": revision},
+            step_key=step_key(release, "rolled-back"),
+        )
+
+    candidate = release.candidate_server
+    if candidate is not None and candidate.state not in (ModelServer.State.STOPPED, ModelServer.State.STOPPING):
+        rollout.schedule_scale_down(candidate, 0)
+
+    change_state(
+        release,
+        State.FAILED,
+        reason,
+        kind="failed",
+        step_key=step_key(release, "failed"),
+        failure_reason=reason,
+        finished_at=timezone.now(),
+    )
+    logger.warning("Release %s (endpoint %s) failed: %s", release.pk, release.endpoint.name, reason)
     return None
 
 
@@ -154,4 +373,5 @@ _STEPS = {
     State.APPROVED: _start,
     State.BUILDING: _build,
     State.DEPLOYING: _deploy,
+    State.PROGRESSING: _progress,
 }

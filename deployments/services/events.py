@@ -55,8 +55,22 @@ def record_event(
     return event
 
 
-def change_state(release: Release, to_state: str, message: str, *, actor=None, step_key: str | None = None, **fields) -> None:
-    """Move a locked release to a new state and record the transition."""
+def change_state(
+    release: Release,
+    to_state: str,
+    message: str,
+    *,
+    actor=None,
+    kind: str = "state",
+    data: dict | None = None,
+    step_key: str | None = None,
+    **fields,
+) -> None:
+    """Move a locked release to a new state, set `fields` on it, and record the transition as one event.
+
+    `kind` names what caused the change, such as "pause" for a person's action
+    or "analysis" for a failed analysis; plain controller progress is "state".
+    """
     from_state = release.state
     release.state = to_state
     for name, value in fields.items():
@@ -65,10 +79,11 @@ def change_state(release: Release, to_state: str, message: str, *, actor=None, s
 
     record_event(
         release,
-        "state",
+        kind,
         message,
         actor=actor,
         from_state=from_state,
         to_state=to_state,
+        data=data,
         step_key=step_key,
     )

@@ -1,23 +1,37 @@
-"""Creating releases and acting on them; the API and the UI both call these functions."""
+"""Creating releases and acting on them; the API and the UI both call these functions.
+
+Each action (pause, resume, promote, promote_fully, abort, rollback, retry)
+takes the release id, the acting user (None for the system) and a free-text
+reason. It locks the release, checks that the action makes sense in the
+release's state, changes the state, records one event with the actor, time and
+reason, and returns the release. In a state where the action makes no sense it
+raises Conflict, which the API turns into 409, with the current state in
+`details["state"]`.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployments.models import Endpoint, Environment, ModelServer, Release, RouteBackend
-from deployments.services import routing
+from deployments.services import plans, rollout, routing
 from deployments.services.events import change_state, record_event
+from deployments.services.routing import current_stable_server
 from mlops_portal.errors import Conflict, InvalidInput, NotFound
 from registry.models import ModelVersion
 
 logger = logging.getLogger("deployments.releases")
 
 State = Release.State
+
+__all__ = [
+    "abort", "create_release", "current_stable_server", "get_or_create_endpoint", "get_release_for_update",
+    "pause", "promote", "promote_fully", "resume", "retry", "rollback", "rollback_endpoint", "schedule_controller",
+]
 
 
 def get_or_create_endpoint(name: str, environment: Environment | None, actor=None) -> Endpoint:
@@ -46,8 +60,13 @@ def create_release(
     analysis: dict | None = None,
     actor=None,
 ) -> Release:
-    """Create a release of `version` to `endpoint`; it starts at once unless the environment needs approval."""
+    """Create a release of `version` to `endpoint`; it starts at once unless the environment needs approval.
+
+    The plan and analysis are checked here (see deployments.services.plans), so
+    a bad step is rejected before anything starts.
+    """
     _check_version_deployable(version)
+    plan, analysis = plans.normalize(strategy, plan, analysis)
 
     with transaction.atomic():
         endpoint = Endpoint.objects.select_for_update(of=("self",)).select_related("environment").get(pk=endpoint.pk)
@@ -75,8 +94,8 @@ def create_release(
             stable_version=stable.version if stable else None,
             stable_server=stable,
             strategy=strategy,
-            plan=plan or {},
-            analysis=analysis or {},
+            plan=plan,
+            analysis=analysis,
             state=State.AWAITING_APPROVAL if needs_approval else State.APPROVED,
             requested_by=actor,
         )
@@ -87,6 +106,7 @@ def create_release(
             actor=actor,
             to_state=release.state,
         )
+        _stop_leftover_servers(endpoint)
         if not needs_approval:
             schedule_controller(release)
 
@@ -103,15 +123,15 @@ def _check_version_deployable(version: ModelVersion) -> None:
         raise InvalidInput(f"{version} is archived; unarchive it or choose another version.", field="version")
 
 
-def current_stable_server(endpoint: Endpoint) -> ModelServer | None:
-    """Return the server that gets most of the endpoint's traffic now, if any."""
-    backend = (
-        RouteBackend.objects.filter(endpoint=endpoint, weight__gt=0)
-        .select_related("server__version")
-        .order_by("-weight", "server_id")
-        .first()
+def _stop_leftover_servers(endpoint: Endpoint) -> None:
+    """Stop servers without traffic that earlier releases left running, such as an aborted candidate."""
+    leftovers = (
+        endpoint.servers.filter(state__in=[ModelServer.State.STARTING, ModelServer.State.READY], stop_after__isnull=True)
+        .exclude(backends__weight__gt=0)
+        .select_related("endpoint")
     )
-    return backend.server if backend else None
+    for server in leftovers:
+        rollout.schedule_scale_down(server, 0)
 
 
 def schedule_controller(release: Release, countdown: float = 0) -> None:
@@ -126,10 +146,20 @@ def schedule_controller(release: Release, countdown: float = 0) -> None:
     transaction.on_commit(lambda: advance_release.apply_async((release.pk, token), countdown=countdown))
 
 
+def _stop_controller(release: Release) -> None:
+    """End the release's chain of controller runs; a queued run finds an old token and does nothing."""
+    release.run_token += 1
+    release.next_run_at = None
+    release.save(update_fields=["run_token", "next_run_at", "updated_at"])
+
+
 def get_release_for_update(release_id: int) -> Release:
     release = (
         Release.objects.select_for_update(of=("self",))
-        .select_related("endpoint__environment", "version__model", "stable_version__model")
+        .select_related(
+            "endpoint__environment", "version__model", "stable_version__model",
+            "candidate_server__version", "stable_server__version",
+        )
         .filter(pk=release_id)
         .first()
     )
@@ -138,73 +168,285 @@ def get_release_for_update(release_id: int) -> Release:
     return release
 
 
-def rollback(release_id: int, *, actor=None, reason: str = "") -> Release:
-    """Send all traffic back to the release's stable version.
+# Actions
 
-    When the stable server still runs (inside the scale-down delay) this is one
-    route-table change. When it was already stopped, a new release starts the
-    stable version again and switches to it once it is ready.
+
+def pause(release_id: int, *, actor=None, reason: str = "") -> Release:
+    """Hold a progressing release at its current step and traffic split until resumed or promoted."""
+    with transaction.atomic():
+        release = _locked_in(release_id, "paused", (State.PROGRESSING,))
+        _stop_controller(release)
+        change_state(
+            release,
+            State.PAUSED,
+            _action_message(actor, f"paused the release at {_position(release)}", reason),
+            actor=actor,
+            kind="pause",
+            data=_action_data(reason),
+            pause_reason=Release.PauseReason.MANUAL,
+            paused_at=timezone.now(),
+        )
+    return release
+
+
+def resume(release_id: int, *, actor=None, reason: str = "") -> Release:
+    """Continue a paused release.
+
+    What continues depends on why it paused. A timed pause step keeps its
+    remaining time, and a step that pauses until promoted counts as done. An
+    analysis runs again over a new window, and a step whose progress deadline
+    passed starts again.
     """
     with transaction.atomic():
-        release = get_release_for_update(release_id)
-        if release.state != State.PROMOTED:
+        release = _locked_in(release_id, "resumed", (State.PAUSED,))
+        now = timezone.now()
+        step = _current_step(release)
+        fields: dict = {"pause_reason": "", "paused_at": None}
+        to_state = State.PROGRESSING
+
+        if release.candidate_server is None or release.candidate_server.state != ModelServer.State.READY:
+            to_state = State.DEPLOYING
+            fields.update(step_started_at=now, step_attempt=release.step_attempt + 1)
+            what = "resumed waiting for the candidate server"
+        elif release.pause_reason == Release.PauseReason.STEP:
+            fields.update(step_index=release.step_index + 1, step_attempt=0, step_started_at=now)
+            what = f"resumed the release after {_position(release)}"
+        elif release.pause_reason == Release.PauseReason.MANUAL and step and plans.step_kind(step) != "analysis":
+            fields.update(step_started_at=release.step_started_at + (now - release.paused_at))
+            what = f"resumed the release at {_position(release)}"
+        else:
+            fields.update(step_started_at=now, step_attempt=release.step_attempt + 1)
+            what = f"resumed the release, starting {_position(release)} again"
+
+        change_state(
+            release, to_state, _action_message(actor, what, reason),
+            actor=actor, kind="resume", data=_action_data(reason), **fields,
+        )
+        schedule_controller(release)
+    return release
+
+
+def promote(release_id: int, *, actor=None, reason: str = "") -> Release:
+    """End the current pause or analysis step and continue with the next step.
+
+    A blue/green release has no traffic steps, so promoting it switches all
+    traffic to the candidate, as promote_fully does.
+    """
+    with transaction.atomic():
+        release = _locked_in(release_id, "promoted", (State.PROGRESSING, State.PAUSED))
+        _require_ready_candidate(release, "promoted")
+        if release.strategy == Release.Strategy.BLUE_GREEN:
+            return _promote_fully(release, actor, reason)
+
+        step = _current_step(release)
+        fields: dict = {"pause_reason": "", "paused_at": None}
+        if step is not None and plans.step_kind(step) in ("pause", "analysis"):
+            what = f"promoted the release past {_position(release)}"
+            fields.update(step_index=release.step_index + 1, step_attempt=0, step_started_at=timezone.now())
+        else:
+            what = f"promoted the release at {_position(release)}"
+
+        change_state(
+            release, State.PROGRESSING, _action_message(actor, what, reason),
+            actor=actor, kind="promote", data=_action_data(reason), **fields,
+        )
+        schedule_controller(release)
+    return release
+
+
+def promote_fully(release_id: int, *, actor=None, reason: str = "") -> Release:
+    """Skip the remaining steps: all traffic to the candidate in one route change."""
+    with transaction.atomic():
+        release = _locked_in(release_id, "promoted fully", (State.PROGRESSING, State.PAUSED))
+        _require_ready_candidate(release, "promoted fully")
+        return _promote_fully(release, actor, reason)
+
+
+def _promote_fully(release: Release, actor, reason: str) -> Release:
+    _stop_controller(release)
+    rollout.promote_candidate(
+        release,
+        _action_message(actor, f"promoted v{release.version.version} fully at {_position(release)}; it takes all traffic", reason),
+        actor=actor,
+        kind="promote_fully",
+        data=_action_data(reason),
+        pause_reason="",
+        paused_at=None,
+    )
+    return release
+
+
+def abort(release_id: int, *, actor=None, reason: str = "") -> Release:
+    """Send all traffic back to the stable version at once and end the release.
+
+    The candidate server keeps running for inspection (its logs, direct
+    requests) until the endpoint's next release starts or this one is retried.
+    """
+    with transaction.atomic():
+        release = _locked_in(release_id, "aborted", Release.ACTIVE_STATES)
+        _stop_controller(release)
+        revision = rollout.return_to_stable(release)
+        kept = f"; server {release.candidate_server_id} keeps running for inspection" if release.candidate_server_id else ""
+        traffic = f"all traffic back to v{release.stable_version.version} (route revision {revision})" if revision else "the candidate had no traffic"
+        change_state(
+            release,
+            State.ABORTED,
+            _action_message(actor, f"aborted the release at {_position(release)}: {traffic}{kept}", reason),
+            actor=actor,
+            kind="abort",
+            data={**_action_data(reason), "revision": revision},
+            finished_at=timezone.now(),
+            pause_reason="",
+            paused_at=None,
+        )
+    return release
+
+
+def rollback(release_id: int, *, actor=None, reason: str = "") -> Release:
+    """Send all traffic back to the release's stable version after it was promoted.
+
+    When the stable server still runs (inside the scale-down delay) this is one
+    route change. When it was already stopped, a new blue/green release starts
+    the stable version again and switches to it once it is ready.
+    """
+    with transaction.atomic():
+        release = _locked_in(release_id, "rolled back", (State.PROMOTED,))
+        if release.stable_version is None:
             raise Conflict(
-                f"Release {release.pk} is {release.state}; only a promoted release can be rolled back.",
+                f"Release {release.pk} replaced no earlier version, so there is nothing to roll back to.",
                 details={"state": release.state},
             )
-        if release.stable_version is None:
-            raise Conflict(f"Release {release.pk} replaced no earlier version, so there is nothing to roll back to.")
 
-        newer = release.endpoint.releases.filter(created_at__gt=release.created_at).exclude(state=State.REJECTED)
-        if newer.exists():
+        newer = release.endpoint.releases.filter(created_at__gt=release.created_at).exclude(state=State.REJECTED).first()
+        if newer is not None:
             raise Conflict(
-                f"Endpoint {release.endpoint.name} has a newer release ({newer.first().pk}); roll back that one.",
-                details={"release": newer.first().pk},
+                f"Endpoint {release.endpoint.name} has a newer release ({newer.pk}); roll back that one.",
+                details={"state": release.state, "release": newer.pk},
             )
 
-        stable = release.stable_server
-        reason_text = f": {reason}" if reason else ""
+        # Locking the stable server keeps the scale-down from stopping it
+        # between this check and the route change.
+        stable = ModelServer.objects.select_for_update().filter(pk=release.stable_server_id).first()
         if stable is not None and stable.state == ModelServer.State.READY:
-            _switch_back(release, stable)
+            revision = _switch_back(release, stable)
             change_state(
                 release,
                 State.ROLLED_BACK,
-                f"{actor or 'system'} rolled back to v{release.stable_version.version}{reason_text}",
+                _action_message(actor, f"rolled back to v{release.stable_version.version} (route revision {revision})", reason),
                 actor=actor,
+                kind="rollback",
+                data={**_action_data(reason), "revision": revision},
             )
             return release
 
         change_state(
             release,
             State.ROLLED_BACK,
-            f"{actor or 'system'} rolled back to v{release.stable_version.version}{reason_text}; "
-            "the stable server was stopped, so a new release starts it again",
+            _action_message(
+                actor,
+                f"rolled back to v{release.stable_version.version}; its server was stopped, so a new release starts it again",
+                reason,
+            ),
             actor=actor,
+            kind="rollback",
+            data=_action_data(reason),
         )
-        restart = Release.objects.create(
-            endpoint=release.endpoint,
-            version=release.stable_version,
-            stable_version=release.version,
-            stable_server=release.candidate_server,
-            strategy=Release.Strategy.BLUE_GREEN,
-            plan={"rollback_of": release.pk},
-            state=State.APPROVED,
-            requested_by=actor,
-        )
-        record_event(restart, "created", f"Rollback of release {release.pk}{reason_text}", actor=actor, to_state=State.APPROVED)
-        schedule_controller(restart)
+        _restart_stable(release, actor, reason)
         return release
 
 
-def _switch_back(release: Release, stable: ModelServer) -> None:
-    routing.set_traffic(release.endpoint, {stable: 100}, roles={stable.pk: RouteBackend.Role.STABLE})
-    stable.stop_after = None
-    stable.save(update_fields=["stop_after"])
+def _switch_back(release: Release, stable: ModelServer) -> int:
+    revision = rollout.return_to_stable(release)
+    if revision is None:
+        # The candidate is already out of the table; route the stable version anyway.
+        revision = routing.set_traffic(release.endpoint, {stable: 100}, roles={stable.pk: RouteBackend.Role.STABLE})
 
     candidate = release.candidate_server
     if candidate is not None and candidate.is_running:
-        candidate.stop_after = timezone.now() + timedelta(seconds=settings.PORTAL_SCALE_DOWN_DELAY)
-        candidate.save(update_fields=["stop_after"])
+        rollout.schedule_scale_down(candidate, release.plan.get("scale_down_delay", 30.0))
+    return revision
+
+
+def _restart_stable(release: Release, actor, reason: str) -> Release:
+    plan = {**plans.default_plan(), "rollback_of": release.pk}
+    restart = Release.objects.create(
+        endpoint=release.endpoint,
+        version=release.stable_version,
+        stable_version=release.version,
+        stable_server=release.candidate_server,
+        strategy=Release.Strategy.BLUE_GREEN,
+        plan=plan,
+        state=State.APPROVED,
+        requested_by=actor,
+    )
+    reason_text = f": {reason}" if reason else ""
+    record_event(restart, "created", f"Rollback of release {release.pk}{reason_text}", actor=actor, to_state=State.APPROVED)
+    schedule_controller(restart)
+    return restart
+
+
+def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
+    """Run a failed or aborted release again from its first step, as its next attempt.
+
+    A candidate server that still runs and is ready (an aborted release's) is
+    used again; otherwise a new one starts.
+    """
+    with transaction.atomic():
+        release = _locked_in(release_id, "retried", (State.FAILED, State.ABORTED))
+        endpoint = Endpoint.objects.select_for_update().get(pk=release.endpoint_id)
+
+        newer = endpoint.releases.filter(created_at__gt=release.created_at).exclude(state=State.REJECTED).first()
+        if newer is not None:
+            raise Conflict(
+                f"Endpoint {endpoint.name} has a newer release ({newer.pk}, {newer.state}); create a new release instead.",
+                details={"state": release.state, "release": newer.pk},
+            )
+        open_release = endpoint.releases.filter(state__in=Release.OPEN_STATES).first()
+        if open_release is not None:
+            raise Conflict(
+                f"Endpoint {endpoint.name} already has release {open_release.pk} in state {open_release.state}.",
+                details={"state": release.state, "release": open_release.pk},
+            )
+
+        stable = current_stable_server(endpoint)
+        if stable is not None and stable.version_id == release.version_id:
+            raise Conflict(
+                f"{release.version} already serves endpoint {endpoint.name}; there is nothing to retry.",
+                details={"state": release.state},
+            )
+
+        candidate = release.candidate_server
+        reused = candidate is not None and candidate.state == ModelServer.State.READY and candidate.stop_after is None
+        try:
+            with transaction.atomic():
+                change_state(
+                    release,
+                    State.APPROVED,
+                    _action_message(actor, f"retried the release as attempt {release.attempt + 1}", reason)
+                    + (f"; server {candidate.pk} is used again" if reused else ""),
+                    actor=actor,
+                    kind="retry",
+                    data=_action_data(reason),
+                    attempt=release.attempt + 1,
+                    stable_server=stable,
+                    stable_version=stable.version if stable else None,
+                    candidate_server=candidate if reused else None,
+                    step_index=0,
+                    step_attempt=0,
+                    failed_analyses=0,
+                    canary_weight=0,
+                    failure_reason="",
+                    finished_at=None,
+                    pause_reason="",
+                    paused_at=None,
+                )
+        except IntegrityError:
+            raise Conflict(
+                f"Endpoint {endpoint.name} got another release in progress meanwhile; try again when it ends.",
+                details={"state": release.state},
+            ) from None
+        schedule_controller(release)
+    return release
 
 
 def rollback_endpoint(endpoint: Endpoint, *, actor=None, reason: str = "") -> Release:
@@ -213,3 +455,54 @@ def rollback_endpoint(endpoint: Endpoint, *, actor=None, reason: str = "") -> Re
     if release is None:
         raise Conflict(f"Endpoint {endpoint.name} has no promoted release to roll back.")
     return rollback(release.pk, actor=actor, reason=reason)
+
+
+# Helpers
+
+
+def _locked_in(release_id: int, verb: str, states) -> Release:
+    """Lock the release, or raise Conflict with its state when it is in none of `states`."""
+    release = get_release_for_update(release_id)
+    if release.state not in states:
+        allowed = ", ".join(str(state) for state in states)
+        raise Conflict(
+            f"Release {release.pk} is {release.state}, so it cannot be {verb}; that needs a release that is {allowed}.",
+            details={"state": release.state},
+        )
+    return release
+
+
+def _require_ready_candidate(release: Release, verb: str) -> None:
+    candidate = release.candidate_server
+    if candidate is None or candidate.state != ModelServer.State.READY:
+        state = candidate.state if candidate else "not created"
+        raise Conflict(
+            f"Release {release.pk} cannot be {verb} before its candidate server is ready (it is {state}).",
+            details={"state": release.state},
+        )
+
+
+def _current_step(release: Release) -> dict | None:
+    steps = release.plan.get("steps") or []
+    return steps[release.step_index] if release.step_index < len(steps) else None
+
+
+def _position(release: Release) -> str:
+    """Describe where the release is, such as "step 2 of 4 (pause 60 s) with 10.0% of traffic on the candidate"."""
+    steps = release.plan.get("steps") or []
+    if release.state in (State.APPROVED, State.BUILDING, State.DEPLOYING):
+        return f"{release.state} (the candidate serves no traffic yet)"
+    weight = f"with {release.canary_weight}% of traffic on the candidate"
+    if release.step_index >= len(steps):
+        return f"promotion {weight}"
+    step = plans.describe_step(steps[release.step_index])
+    return f"step {release.step_index + 1} of {len(steps)} ({step}) {weight}"
+
+
+def _action_message(actor, what: str, reason: str) -> str:
+    message = f"{actor or 'system'} {what}"
+    return f"{message}. Reason: {reason}" if reason else message
+
+
+def _action_data(reason: str) -> dict:
+    return {"reason": reason} if reason else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -24,17 +25,34 @@ def current_revision() -> int:
     return row or 0
 
 
-def set_traffic(endpoint: Endpoint, split: dict[ModelServer, Decimal | int | float], roles: dict[int, str]) -> int:
+@dataclasses.dataclass(frozen=True)
+class PreviewRoute:
+    """Requests whose `header` equals `value` go to `server` whatever the weights."""
+
+    server: ModelServer
+    header: str
+    value: str
+
+
+def set_traffic(
+    endpoint: Endpoint,
+    split: dict[ModelServer, Decimal | int | float],
+    roles: dict[int, str],
+    preview: PreviewRoute | None = None,
+) -> int:
     """Replace the endpoint's traffic split in one revision and return that revision.
 
     `split` maps servers to weights in percent that add up to 100, or is empty
-    to take the endpoint out of service. Servers that lose their traffic get
-    `unrouted_revision`, which the scale-down sweep waits for.
+    to take the endpoint out of service. A server with weight 0 stays in the
+    table for `preview` only. Servers that lose their traffic get
+    `unrouted_revision`, which the scale-down waits for.
     """
     weights = {server: Decimal(str(weight)).quantize(Decimal("0.1")) for server, weight in split.items()}
     total = sum(weights.values(), Decimal(0))
     if weights and total != Decimal(100):
         raise ValueError(f"Traffic weights for endpoint {endpoint.name} add up to {total}, not 100.")
+    if preview is not None and preview.server not in weights:
+        raise ValueError(f"The preview route of endpoint {endpoint.name} names server {preview.server.pk}, which is not in the split.")
 
     with transaction.atomic():
         revision_row, _ = RouteRevision.objects.select_for_update().get_or_create(pk=1)
@@ -45,7 +63,14 @@ def set_traffic(endpoint: Endpoint, split: dict[ModelServer, Decimal | int | flo
         previous = set(RouteBackend.objects.filter(endpoint=endpoint).values_list("server_id", flat=True))
         RouteBackend.objects.filter(endpoint=endpoint).delete()
         RouteBackend.objects.bulk_create(
-            RouteBackend(endpoint=endpoint, server=server, weight=weight, role=roles.get(server.pk, "stable"))
+            RouteBackend(
+                endpoint=endpoint,
+                server=server,
+                weight=weight,
+                role=roles.get(server.pk, RouteBackend.Role.STABLE),
+                preview_header=preview.header if preview and preview.server == server else "",
+                preview_value=preview.value if preview and preview.server == server else "",
+            )
             for server, weight in weights.items()
         )
 
@@ -54,11 +79,12 @@ def set_traffic(endpoint: Endpoint, split: dict[ModelServer, Decimal | int | flo
         ModelServer.objects.filter(pk__in=routed).update(unrouted_revision=None, stop_after=None)
 
     logger.info(
-        "Route revision %d: endpoint %s now sends %s",
+        "Route revision %d: endpoint %s now sends %s%s",
         revision,
         endpoint.name,
         ", ".join(f"{weight}% to server {server.pk} (v{server.version.version})" for server, weight in weights.items())
         or "nothing",
+        f"; {preview.header}: {preview.value} reaches server {preview.server.pk}" if preview else "",
     )
     return revision
 
@@ -81,6 +107,12 @@ def route_table() -> dict:
 
     for backend in backends:
         server = backend.server
+        if backend.preview_header:
+            endpoints[backend.endpoint.name]["preview"] = {
+                "header": backend.preview_header,
+                "value": backend.preview_value,
+                "backend": f"s{server.pk}",
+            }
         endpoints[backend.endpoint.name]["backends"].append(
             {
                 "key": f"s{server.pk}",
@@ -94,6 +126,17 @@ def route_table() -> dict:
             }
         )
     return {"revision": revision, "endpoints": endpoints}
+
+
+def current_stable_server(endpoint: Endpoint) -> ModelServer | None:
+    """Return the server that gets most of the endpoint's traffic now, if any."""
+    backend = (
+        RouteBackend.objects.filter(endpoint=endpoint, weight__gt=0)
+        .select_related("server__version")
+        .order_by("-weight", "server_id")
+        .first()
+    )
+    return backend.server if backend else None
 
 
 def traffic_split(endpoint: Endpoint) -> list[RouteBackend]:

@@ -1,8 +1,8 @@
-"""A running portal for integration tests: live web server, Celery worker and gateway processes.
+"""A running portal for integration tests: live web server, Celery worker, beat and gateway processes.
 
-The web server is pytest-django's live server on the test database. The worker
-and the gateway are real subprocesses started here and stopped by PID at the
-end, together with every model server the worker started.
+The web server is pytest-django's live server on the test database. The
+worker, Celery beat and the gateway are real subprocesses started here and
+stopped by PID at the end, together with every model server the worker started.
 """
 
 from __future__ import annotations
@@ -46,14 +46,14 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{config['NAME']}"
 
 
-def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
+def wait_until(condition, timeout: float, description: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {description}")
 
 
 @dataclasses.dataclass
@@ -62,10 +62,19 @@ class Stack:
     gateway_url: str
     api: httpx.Client
     log_dir: Path
+    processes: Processes
+    worker_env: dict[str, str]
 
     def log(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def kill_worker(self, name: str = "worker") -> None:
+        """SIGKILL the worker's whole process group, as when its machine or container dies."""
+        self.processes.stop(name, signal.SIGKILL)
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        return start_worker(self.processes, name, **self.worker_env)
 
 
 class Processes:
@@ -107,6 +116,12 @@ def start_worker(processes: Processes, name: str = "worker", **env_overrides) ->
     return processes.start(name, command, child_env(**env_overrides))
 
 
+def start_beat(processes: Processes, **env_overrides) -> subprocess.Popen:
+    """Start Celery beat with the database schedule, which runs the sweeps in deployments.apps.PERIODIC_TASKS."""
+    command = [sys.executable, "-m", "celery", "-A", "mlops_portal", "beat", "--loglevel", "INFO"]
+    return processes.start("beat", command, child_env(**env_overrides))
+
+
 def purge_broker() -> None:
     from mlops_portal.celery import app
 
@@ -114,7 +129,7 @@ def purge_broker() -> None:
 
 
 def stop_model_servers() -> None:
-    """Stop every model server the local runtime knows, whether or not the database still lists it."""
+    """Stop every model server the local runtime finds, whether or not the database still lists it."""
     from deployments.runtimes.local import LocalRuntime
 
     runtime = LocalRuntime(settings.PORTAL_SERVER_DIR, code_dir=settings.BASE_DIR)
@@ -133,6 +148,7 @@ def stack(live_server, transactional_db, django_user_model, tmp_path, request):
     marker = request.node.get_closest_marker("stack_env")
     worker_env = dict(marker.kwargs) if marker else {}
     start_worker(processes, **worker_env)
+    start_beat(processes, **worker_env)
 
     gateway_port = free_port()
     gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -148,8 +164,10 @@ def stack(live_server, transactional_db, django_user_model, tmp_path, request):
     admin = django_user_model.objects.create_superuser("admin", "admin@example.org", "a-long-admin-password-1")
     token = Token.objects.create(user=admin)
     api = httpx.Client(base_url=live_server.url, headers={"Authorization": f"Token {token.key}"}, timeout=120)
-    stack = Stack(web_url=live_server.url, gateway_url=gateway_url, api=api, log_dir=log_dir)
-    stack.processes = processes
+    stack = Stack(
+        web_url=live_server.url, gateway_url=gateway_url, api=api, log_dir=log_dir,
+        processes=processes, worker_env=worker_env,
+    )
 
     wait_until(lambda: _answers(f"{gateway_url}/v2/health/live"), STARTUP_TIMEOUT, "the gateway")
     try:
