@@ -9,13 +9,15 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from deployments.models import Approval, Endpoint, ModelServer, Release, RouteBackend
-from deployments.services import traffic
+from deployments.services import plans, traffic
 from mlops_portal import access
 
 State = Release.State
 RECENT_LIMIT = 10
-# How far back the release charts reach before the release started.
+# How far the release charts reach before the release started and after it ended.
 CHART_LEAD = timedelta(minutes=2)
+CHART_TAIL = timedelta(minutes=1)
+CHART_POINTS = 150
 
 # Share of the progress bar that each state before traffic moves has reached.
 _STATE_PROGRESS = {
@@ -83,16 +85,14 @@ def approvals_waiting_for(user) -> QuerySet[Release]:
 @dataclasses.dataclass
 class PlanStep:
     number: int
-    weight: float
-    pause_seconds: int
-    analysis: bool
+    description: str  # such as "weight 10.0%" or "pause 60 s"
     status: str  # "done", "current" or "pending"
 
 
 def plan_steps(release: Release) -> list[PlanStep]:
-    """Return the canary plan with each step marked done, current or pending."""
-    rows = []
+    """Return the release engine's plan steps, each marked done, current or pending."""
     started = release.state in (State.PROGRESSING, State.PAUSED, State.PROMOTED)
+    rows = []
     for index, step in enumerate((release.plan or {}).get("steps") or []):
         if release.state == State.PROMOTED or (started and index < release.step_index):
             status = "done"
@@ -100,9 +100,7 @@ def plan_steps(release: Release) -> list[PlanStep]:
             status = "current"
         else:
             status = "pending"
-        rows.append(
-            PlanStep(index + 1, float(step.get("weight", 0)), int(step.get("pause_seconds", 0)), bool(step.get("analysis")), status)
-        )
+        rows.append(PlanStep(index + 1, plans.describe_step(step), status))
     return rows
 
 
@@ -113,48 +111,73 @@ def progress(release: Release, steps: list[PlanStep]) -> int:
     if release.state in (State.PROGRESSING, State.PAUSED):
         if steps:
             done = sum(1 for step in steps if step.status == "done")
-            return 30 + round(70 * done / len(steps))
+            return 30 + round(70 * done / (len(steps) + 1))
         return 30 + round(0.7 * float(release.canary_weight))
     # failed, aborted, rolled back: show how far the candidate's traffic got.
     return round(float(release.canary_weight))
 
 
 @dataclasses.dataclass
-class AnalysisResult:
+class AnalysisCheck:
     time: object
     step: int | None
     metric: str
-    value: float | None
-    threshold: float | None
-    verdict: str  # "pass", "fail" or "inconclusive"
+    value: str
+    threshold: str
+    verdict: str  # "passed", "failed" or "inconclusive"
+    detail: str
 
 
-def analysis_results(events) -> list[AnalysisResult]:
-    """Return the analysis outcomes recorded as events of kind "analysis".
-
-    NOTE: reads `data` as {"step", "checks": [{"metric", "value", "threshold",
-    "verdict"}]}. That shape is this page's assumption, not yet checked against
-    the release engine's analysis events. An event without checks shows as one
-    row read from its own fields.
-    """
+def analysis_results(events) -> list[AnalysisCheck]:
+    """Return each metric check of the analyses that the release engine recorded as "analysis" events."""
     results = []
     for event in events:
-        if event.kind != "analysis":
-            continue
         data = event.data or {}
-        checks = data.get("checks") or [data]
+        if event.kind != "analysis" or "outcome" not in data:
+            continue
+        step = data["step"] + 1 if isinstance(data.get("step"), int) else None
+        checks = data.get("checks") or []
+        if not checks:
+            # Too few requests to judge: the event message says how many.
+            requests = (data.get("candidate") or {}).get("requests")
+            results.append(AnalysisCheck(event.created_at, step, "requests", _number(requests), "", data["outcome"], event.message))
         for check in checks:
+            metric = check.get("metric", "")
             results.append(
-                AnalysisResult(
+                AnalysisCheck(
                     time=event.created_at,
-                    step=data.get("step"),
-                    metric=str(check.get("metric", "")),
-                    value=check.get("value"),
-                    threshold=check.get("threshold"),
-                    verdict=str(check.get("verdict", "inconclusive")),
+                    step=step,
+                    metric=metric,
+                    value=_metric_text(metric, check.get("value")),
+                    threshold=_threshold_text(metric, check.get("minimum"), check.get("maximum")),
+                    verdict=check.get("outcome", data["outcome"]),
+                    detail=check.get("detail", ""),
                 )
             )
     return results
+
+
+def _metric_text(metric: str, value) -> str:
+    if value is None:
+        return "no data"
+    if metric == "error_rate":
+        return f"{value * 100:.2f}%"
+    if metric == "request_count":
+        return f"{value:.0f}"
+    return f"{value:.1f} ms"
+
+
+def _threshold_text(metric: str, minimum, maximum) -> str:
+    parts = []
+    if minimum is not None:
+        parts.append(f"≥ {_metric_text(metric, minimum)}")
+    if maximum is not None:
+        parts.append(f"≤ {_metric_text(metric, maximum)}")
+    return ", ".join(parts)
+
+
+def _number(value) -> str:
+    return "no data" if value is None else str(value)
 
 
 def release_page(user, release: Release) -> dict:
@@ -185,15 +208,30 @@ def release_page(user, release: Release) -> dict:
 
 
 def release_series(release: Release) -> list[dict]:
-    """Return request rate, error rate and p95 latency per version for the release's charts."""
-    series = getattr(traffic, "version_series", None)
-    if series is None:
-        # NOTE: the release engine adds per-version time series to
-        # deployments.services.traffic; until it lands the charts stay empty.
-        return []
-    since = (release.started_at or release.created_at) - CHART_LEAD
-    until = release.finished_at + timedelta(minutes=1) if release.finished_at else timezone.now()
-    return series(release.endpoint.name, since=since, until=until)
+    """Return request rate, error rate (percent) and p95 latency (ms) per version for the release's charts."""
+    start = (release.started_at or release.created_at) - CHART_LEAD
+    end = release.finished_at + CHART_TAIL if release.finished_at else timezone.now()
+    end = min(end, timezone.now())
+    # About CHART_POINTS points whatever the release's length, and never finer
+    # than the gateways' report interval of about a second.
+    step_seconds = max(2.0, (end - start).total_seconds() / CHART_POINTS)
+
+    series = traffic.endpoint_series(release.endpoint.name, start, end, step_seconds=step_seconds)
+    return [
+        {
+            "label": f"v{version}",
+            "points": [
+                {
+                    "t": point.time.timestamp(),
+                    "rps": round(point.stats.request_rate, 3),
+                    "error_rate": None if point.stats.error_rate is None else point.stats.error_rate * 100,
+                    "p95_ms": point.stats.latency_ms(0.95),
+                }
+                for point in points
+            ],
+        }
+        for version, points in sorted(series.items())
+    ]
 
 
 # --- one endpoint ---

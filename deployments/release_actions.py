@@ -16,7 +16,6 @@ from mlops_portal import access
 from mlops_portal.access import Capability
 
 State = Release.State
-CANARY = Release.Strategy.CANARY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,43 +27,30 @@ class ReleaseAction:
     function_name: str  # in deployments.services.releases or .approvals
     text_field: str = "reason"  # the free-text argument: "reason" or "comment"
     text_required: bool = False
-    canary_only: bool = False
     style: str = ""  # CSS class of the button: "", "secondary" or "danger"
-
-    @property
-    def service(self):
-        """Return the service function, or None while the release engine does not provide it yet."""
-        module = approvals if self.function_name in ("approve", "reject") else releases
-        return getattr(module, self.function_name, None)
 
     def applies_to(self, release: Release) -> bool:
         if release.state not in self.states:
             return False
-        if self.canary_only and release.strategy != CANARY:
-            return False
-        if self.name == "rollback" and release.stable_version_id is None:
-            return False
-        return self.service is not None
+        return not (self.name == "rollback" and release.stable_version_id is None)
 
     def run(self, release_id: int, *, actor, text: str) -> Release:
-        return self.service(release_id, actor=actor, **{self.text_field: text})
+        module = approvals if self.function_name in ("approve", "reject") else releases
+        service = getattr(module, self.function_name)
+        return service(release_id, actor=actor, **{self.text_field: text})
 
 
-# NOTE: pause, resume, promote, promote_fully, abort and retry come from the
-# release engine; an action whose function is missing is not offered, and
-# the states listed here mirror its rules as far as they are known.
+# The states mirror the release engine's checks in deployments.services.releases.
 ACTIONS = [
     ReleaseAction("approve", "Approve", Capability.APPROVE, (State.AWAITING_APPROVAL,), "approve", text_field="comment"),
     ReleaseAction("reject", "Reject", Capability.APPROVE, (State.AWAITING_APPROVAL,), "reject", text_required=True, style="danger"),
     ReleaseAction("pause", "Pause", Capability.OPERATE, (State.PROGRESSING,), "pause", style="secondary"),
     ReleaseAction("resume", "Resume", Capability.OPERATE, (State.PAUSED,), "resume"),
-    ReleaseAction("promote", "Promote to the next step", Capability.OPERATE, (State.PROGRESSING, State.PAUSED), "promote", canary_only=True),
-    ReleaseAction(
-        "promote-fully", "Promote fully", Capability.OPERATE, (State.PROGRESSING, State.PAUSED), "promote_fully", canary_only=True
-    ),
+    ReleaseAction("promote", "Promote to the next step", Capability.OPERATE, (State.PROGRESSING, State.PAUSED), "promote"),
+    ReleaseAction("promote-fully", "Promote fully", Capability.OPERATE, (State.PROGRESSING, State.PAUSED), "promote_fully"),
     ReleaseAction("abort", "Abort", Capability.OPERATE, Release.ACTIVE_STATES, "abort", text_required=True, style="danger"),
     ReleaseAction("rollback", "Roll back", Capability.OPERATE, (State.PROMOTED,), "rollback", text_required=True, style="danger"),
-    ReleaseAction("retry", "Retry", Capability.OPERATE, (State.FAILED,), "retry"),
+    ReleaseAction("retry", "Retry", Capability.OPERATE, (State.FAILED, State.ABORTED), "retry"),
 ]
 ACTIONS_BY_NAME = {action.name: action for action in ACTIONS}
 

@@ -6,13 +6,15 @@ button or a second tab cannot mix two wizards. A step's form is bound only
 after the user has seen it (its `<step>-seen` marker is in the data), so a
 step shown for the first time shows no errors.
 
-Plan and analysis formats written into the release:
+The canary editor has one row per traffic weight, each with an optional pause
+and analysis after it. `release_arguments` turns the rows into the release
+engine's plan (see deployments.services.plans), for example
 
-    plan = {"steps": [{"weight": 10, "pause_seconds": 60, "analysis": true}, ...]}
-    analysis = {"max_error_rate": 1.0, "max_p95_latency_ms": 500, "min_requests": 20, "interval_seconds": 60}
+    plan = {"steps": [{"weight": 10}, {"pause": {"duration": 60}}, {"analysis": {}}, {"weight": 50}, ...]}
+    analysis = {"window": 60, "min_requests": 50, "failure_limit": 1,
+                "metrics": [{"metric": "error_rate", "max": 0.01}, {"metric": "latency_p95_ms", "max": 500}]}
 
-`weight` is the candidate's share of traffic in percent; the last step is 100.
-`max_error_rate` is in percent of requests.
+After the last step the release engine promotes the candidate to 100 %.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from django.forms import formset_factory
 from django.urls import reverse, reverse_lazy
 
 from deployments.models import Release
+from deployments.services import plans
 from deployments.services.releases import current_stable_server
 from model_server.signature import Signature, SignatureError
 from mlops_portal import access
@@ -42,15 +45,14 @@ STEP_TITLES = {
 }
 MAX_CANARY_STEPS = 20
 DEFAULT_CANARY_STEPS = [
-    {"weight": 10, "pause_seconds": 60, "analysis": True},
+    {"weight": 10, "pause_seconds": 0, "analysis": True},
     {"weight": 50, "pause_seconds": 60, "analysis": True},
-    {"weight": 100, "pause_seconds": 0, "analysis": False},
 ]
 # NOTE: an estimate for preparing and starting a model server and passing its
 # smoke prediction. The local runtime takes a few seconds on a small sklearn
 # model, and a container build takes longer.
 STARTUP_ESTIMATE_SECONDS = 30
-DEFAULT_ANALYSIS_INTERVAL = 60
+DEFAULT_ANALYSIS_INTERVAL = int(plans.DEFAULT_WINDOW_SECONDS)
 
 
 class VersionStepForm(forms.Form):
@@ -203,8 +205,6 @@ class BaseCanaryStepFormSet(forms.BaseFormSet):
         for previous, current in zip(weights, weights[1:]):
             if current <= previous:
                 raise forms.ValidationError(f"Each step must send more traffic than the one before ({current}% follows {previous}%).")
-        if weights[-1] != 100:
-            raise forms.ValidationError(f"The last step must send 100% of traffic, not {weights[-1]}%.")
 
 
 CanaryStepFormSet = formset_factory(
@@ -222,12 +222,16 @@ class AnalysisStepForm(forms.Form):
         help_text="95th percentile of the candidate's response time at the gateway.",
     )
     min_requests = forms.IntegerField(
-        label="Minimum requests", min_value=0, max_value=10_000_000, initial=20,
-        help_text="An analysis with fewer candidate requests waits for more instead of deciding.",
+        label="Minimum requests", min_value=0, max_value=10_000_000, initial=plans.DEFAULT_MIN_REQUESTS,
+        help_text="With fewer candidate requests in the window the analysis is inconclusive and the release pauses.",
     )
     interval_seconds = forms.IntegerField(
-        label="Analysis window (s)", min_value=5, max_value=3600, initial=DEFAULT_ANALYSIS_INTERVAL,
+        label="Analysis window (s)", min_value=1, max_value=plans.MAX_WINDOW_SECONDS, initial=DEFAULT_ANALYSIS_INTERVAL,
         help_text="How long each analysis measures before it decides.",
+    )
+    failure_limit = forms.IntegerField(
+        label="Failed analyses before rollback", min_value=1, max_value=100, initial=plans.DEFAULT_FAILURE_LIMIT,
+        help_text="A failed analysis below this count runs again; reaching it rolls the release back.",
     )
 
 
@@ -264,6 +268,15 @@ class SignatureCheck:
     @property
     def compatible(self) -> bool:
         return not self.changes
+
+
+def _halfway_to_full(rows: list[dict]) -> Decimal:
+    """Return a weight halfway between the last row's weight and 100, as a starting value for a new row."""
+    try:
+        last = Decimal(str(rows[-1]["weight"])) if rows else Decimal(0)
+    except ArithmeticError:
+        last = Decimal(0)
+    return min(Decimal(100), ((last + 100) / 2).quantize(Decimal("1")))
 
 
 def _checked(value) -> bool:
@@ -314,6 +327,8 @@ class Wizard:
 
     def step_is_valid(self, step: str) -> bool:
         form = self.forms[step]
+        if step == "analysis" and not self.runs_analysis:
+            return True
         if not form.is_bound or not form.is_valid():
             return False
         if step == "strategy" and self.is_canary:
@@ -329,6 +344,11 @@ class Wizard:
         return None
 
     @property
+    def runs_analysis(self) -> bool:
+        """True for a canary plan with at least one step that runs analysis."""
+        return self.is_canary and any(row["analysis"] for row in self._raw_steps())
+
+    @property
     def is_canary(self) -> bool:
         form = self.forms["strategy"]
         value = form.data.get("strategy-strategy") if form.is_bound else None
@@ -339,7 +359,7 @@ class Wizard:
     def add_canary_step(self) -> None:
         rows = self._raw_steps()
         if len(rows) < MAX_CANARY_STEPS:
-            rows.append({"weight": 100, "pause_seconds": 60, "analysis": True})
+            rows.append({"weight": _halfway_to_full(rows), "pause_seconds": 60, "analysis": True})
         self._replace_steps(rows)
 
     def remove_canary_step(self, index: int) -> None:
@@ -422,26 +442,29 @@ class Wizard:
     def release_arguments(self) -> dict:
         """Return the keyword arguments for releases.create_release; call once every step is valid."""
         strategy = self.forms["strategy"].cleaned_data["strategy"]
-        analysis = self.forms["analysis"].cleaned_data
-        plan = {}
-        if strategy == Release.Strategy.CANARY:
-            plan = {
-                "steps": [
-                    {
-                        "weight": float(form.cleaned_data["weight"]),
-                        "pause_seconds": form.cleaned_data["pause_seconds"],
-                        "analysis": form.cleaned_data["analysis"],
-                    }
-                    for form in self.steps.forms
-                ]
-            }
+        if strategy != Release.Strategy.CANARY:
+            return {"strategy": strategy, "plan": {}, "analysis": {}}
+
+        steps = []
+        for form in self.steps.forms:
+            steps.append({"weight": float(form.cleaned_data["weight"])})
+            if form.cleaned_data["pause_seconds"]:
+                steps.append({"pause": {"duration": form.cleaned_data["pause_seconds"]}})
+            if form.cleaned_data["analysis"]:
+                steps.append({"analysis": {}})
+        return {"strategy": strategy, "plan": {"steps": steps}, "analysis": self._analysis_settings()}
+
+    def _analysis_settings(self) -> dict:
+        if not self.runs_analysis:
+            return {}
+        thresholds = self.forms["analysis"].cleaned_data
         return {
-            "strategy": strategy,
-            "plan": plan,
-            "analysis": {
-                "max_error_rate": float(analysis["max_error_rate"]),
-                "max_p95_latency_ms": analysis["max_p95_latency_ms"],
-                "min_requests": analysis["min_requests"],
-                "interval_seconds": analysis["interval_seconds"],
-            },
+            "window": thresholds["interval_seconds"],
+            "min_requests": thresholds["min_requests"],
+            "failure_limit": thresholds["failure_limit"],
+            "metrics": [
+                # The form takes percent; the release engine's error_rate is a fraction.
+                {"metric": "error_rate", "max": float(thresholds["max_error_rate"]) / 100},
+                {"metric": "latency_p95_ms", "max": thresholds["max_p95_latency_ms"]},
+            ],
         }

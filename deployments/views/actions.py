@@ -19,7 +19,7 @@ from deployments.release_actions import ACTIONS_BY_NAME, ReleaseAction
 from deployments.services.restore import restore_version
 from mlops_portal import access
 from mlops_portal.access import Capability
-from mlops_portal.errors import Conflict, InvalidInput, NotFound, PortalError
+from mlops_portal.errors import InvalidInput, NotFound, PortalError
 
 logger = logging.getLogger("deployments.views")
 
@@ -35,7 +35,6 @@ def release_action(request, release_id, action_name):
     text = request.POST.get(action.text_field, "").strip()
     try:
         _check_text(action, text)
-        _check_available(action)
         action.run(release.pk, actor=request.user, text=text)
     except PortalError as exc:
         return _action_failed(request, release_id, action, exc)
@@ -49,11 +48,6 @@ def _check_text(action: ReleaseAction, text: str) -> None:
         raise InvalidInput(f"Give a {action.text_field} to {action.label.lower()}.", field=action.text_field)
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidInput(f"The {action.text_field} has {len(text)} characters; at most {MAX_TEXT_LENGTH} are allowed.", field=action.text_field)
-
-
-def _check_available(action: ReleaseAction) -> None:
-    if action.service is None:
-        raise Conflict(f"{action.label} is not available in this version of the portal.")
 
 
 def _action_failed(request, release_id, action: ReleaseAction, error: PortalError):

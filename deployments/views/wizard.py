@@ -21,8 +21,17 @@ from mlops_portal.errors import PortalError
 
 logger = logging.getLogger("deployments.views")
 
-# Service errors on submit, shown next to the field of the step that contains it.
-FIELD_STEPS = {"version": "version", "model": "version", "endpoint": "target", "environment": "target"}
+# Service errors on submit, shown on the step whose field the error names
+# (the release engine names plan fields by path, such as "plan.steps[2].weight").
+FIELD_STEPS = {
+    "version": "version",
+    "model": "version",
+    "endpoint": "target",
+    "environment": "target",
+    "strategy": "strategy",
+    "plan": "strategy",
+    "analysis": "analysis",
+}
 
 
 @login_required
@@ -72,7 +81,7 @@ def _submit(request, wizard: Wizard):
             endpoint = releases.get_or_create_endpoint(wizard.forms["target"].cleaned_data["endpoint"], environment, actor=request.user)
         release = releases.create_release(endpoint, wizard.version(), actor=request.user, **wizard.release_arguments())
     except PortalError as exc:
-        step = FIELD_STEPS.get(exc.field or "", "review")
+        step = FIELD_STEPS.get((exc.field or "").split(".")[0].split("[")[0], "review")
         form = wizard.forms[step]
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return _render(request, wizard, step, status=exc.status if exc.status != 400 else 422)

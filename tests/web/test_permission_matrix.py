@@ -218,6 +218,14 @@ MATRIX: dict[str, list[Case]] = {
     "api/v1/^releases/(?P<pk>[^/.]+)/reject/$": [
         Case(API_APPROVERS, method="post", data={"reason": "no"}, json=True, target="production"),
     ],
+    "api/v1/^releases/(?P<pk>[^/.]+)/pause/$": [Case(operate_on_fraud(200), method="post", data={}, json=True)],
+    # The fraud release is progressing, so resuming it conflicts once past the access check.
+    "api/v1/^releases/(?P<pk>[^/.]+)/resume/$": [Case(operate_on_fraud(409), method="post", data={}, json=True)],
+    # Promoting needs a ready candidate server, which the fixture's release lacks.
+    "api/v1/^releases/(?P<pk>[^/.]+)/promote/$": [Case(operate_on_fraud(409), method="post", data={}, json=True)],
+    "api/v1/^releases/(?P<pk>[^/.]+)/promote-fully/$": [Case(operate_on_fraud(409), method="post", data={}, json=True)],
+    "api/v1/^releases/(?P<pk>[^/.]+)/abort/$": [Case(operate_on_fraud(200), method="post", data={"reason": "x"}, json=True)],
+    "api/v1/^releases/(?P<pk>[^/.]+)/retry/$": [Case(operate_on_fraud(409), method="post", data={}, json=True)],
     "api/v1/^releases/(?P<pk>[^/.]+)/rollback/$": [
         Case(roles(200, 200, 200), method="post", data={"reason": "matrix"}, json=True, target="development"),
     ],

@@ -19,7 +19,7 @@ def fields(**overrides) -> dict:
         "target-seen": "1", "target-endpoint": "churn-new", "target-environment": "development",
         "strategy-seen": "1", "strategy-strategy": "blue_green",
         "analysis-seen": "1", "analysis-max_error_rate": "1.0", "analysis-max_p95_latency_ms": "500",
-        "analysis-min_requests": "20", "analysis-interval_seconds": "60",
+        "analysis-min_requests": "20", "analysis-interval_seconds": "60", "analysis-failure_limit": "2",
         "review-seen": "1",
     }
     data.update(overrides)
@@ -93,12 +93,6 @@ def test_wizard_canary_weights_must_increase(world):
     assert "Each step must send more traffic than the one before" in response.content.decode()
 
 
-def test_wizard_canary_last_step_must_be_full(world):
-    data = fields(**{"strategy-strategy": "canary"}, **canary_steps((10, 10, True), (50, 10, True)))
-    response = post(client_for(world["dana"]), "strategy", "analysis", **data)
-    assert "The last step must send 100% of traffic" in response.content.decode()
-
-
 def test_wizard_add_step_adds_row(world):
     data = fields(**{"strategy-strategy": "canary"}, **canary_steps((10, 10, True), (100, 0, False)))
     response = client_for(world["dana"]).post(URL, {"current": "strategy", "op": "add-step", **data}, **HTMX)
@@ -155,16 +149,38 @@ def test_wizard_production_release_waits_for_approval(world):
     assert Release.objects.get(endpoint__name="churn-prod-2").state == "awaiting_approval"
 
 
-def test_wizard_stores_canary_plan_and_thresholds(world):
-    data = fields(**{"strategy-strategy": "canary"}, **canary_steps((10, 30, True), (100, 0, False)))
+def test_wizard_stores_canary_plan_for_engine(world):
+    data = fields(**{"strategy-strategy": "canary"}, **canary_steps((10, 30, True), (60, 0, False)))
     post(client_for(world["dana"]), "review", "submit", **data)
     release = Release.objects.get(endpoint__name="churn-new")
-    assert release.plan == {"steps": [{"weight": 10.0, "pause_seconds": 30, "analysis": True}, {"weight": 100.0, "pause_seconds": 0, "analysis": False}]}
-    assert release.analysis == {"max_error_rate": 1.0, "max_p95_latency_ms": 500, "min_requests": 20, "interval_seconds": 60}
+    assert [step for step in release.plan["steps"]] == [
+        {"weight": 10.0}, {"pause": {"duration": 30.0}}, {"analysis": release.analysis}, {"weight": 60.0},
+    ]
+
+
+def test_wizard_stores_thresholds_for_engine(world):
+    data = fields(**{"strategy-strategy": "canary"}, **canary_steps((10, 30, True), (60, 0, False)))
+    post(client_for(world["dana"]), "review", "submit", **data)
+    release = Release.objects.get(endpoint__name="churn-new")
+    assert release.analysis == {
+        "window": 60.0, "min_requests": 20, "failure_limit": 2,
+        "metrics": [{"metric": "error_rate", "max": 0.01}, {"metric": "latency_p95_ms", "max": 500.0}],
+    }
+
+
+def test_wizard_blue_green_skips_thresholds(world):
+    data = fields(**{"analysis-max_p95_latency_ms": "0"})
+    response = post(client_for(world["dana"]), "strategy", "analysis", **data)
+    assert 'data-testid="no-analysis"' in response.content.decode()
+
+
+def test_wizard_blue_green_sends_no_analysis(world):
+    post(client_for(world["dana"]), "review", "submit", **fields())
+    assert Release.objects.get(endpoint__name="churn-new").analysis == {}
 
 
 def test_wizard_submit_with_invalid_earlier_step_returns_there(world):
-    data = fields(**{"analysis-max_p95_latency_ms": "0"})
+    data = fields(**{"analysis-max_p95_latency_ms": "0", "strategy-strategy": "canary"}, **canary_steps((10, 30, True)))
     response = post(client_for(world["dana"]), "review", "submit", **data)
     assert "Step 4 of 5" in response.content.decode()
 

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('deployments', '0002_default_environments'),
+        ('deployments', '0003_release_steps_and_preview'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

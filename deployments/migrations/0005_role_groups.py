@@ -14,7 +14,7 @@ def create_role_groups(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("deployments", "0003_environment_access_and_approvals"),
+        ("deployments", "0004_environment_access_and_approvals"),
     ]
 
     # Reversing keeps the groups, because users may have been added to them.
