@@ -22,6 +22,12 @@ def duration(seconds) -> str:
 
 
 @register.filter
+def state_label(value) -> str:
+    """Turn a state value such as "awaiting_approval" into "awaiting approval"."""
+    return str(value).replace("_", " ")
+
+
+@register.filter
 def percent(value) -> str:
     """Format a weight such as 12.50 as "12.5%"."""
     try:
