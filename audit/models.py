@@ -5,7 +5,7 @@ from django.db import models
 
 
 class AuditEntry(models.Model):
-    """Who did what to which object, and when; never updated after it is written."""
+    """One action on one object, with its actor and time. Rows are never updated after they are written."""
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Dotted verb such as "release.rollback" or "alias.set".

@@ -10,7 +10,7 @@ from registry.models import ModelVersion
 
 
 class Environment(models.Model):
-    """Where endpoints live (development, staging, production) and the rules for releasing there."""
+    """A stage such as development, staging or production, with the rules for releasing to its endpoints."""
 
     class Runtime(models.TextChoices):
         LOCAL = "local", "Local process"

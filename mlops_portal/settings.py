@@ -223,7 +223,9 @@ if REDIS_URL:
         "visibility_timeout": env_int("PORTAL_BROKER_VISIBILITY_TIMEOUT", 600, minimum=30),
     }
 else:
-    CELERY_BROKER_URL = "filesystem://"
+    # A host name, although the transport ignores it, keeps kombu from warning
+    # that none was supplied.
+    CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),

@@ -1,8 +1,9 @@
 """The release controller: one idempotent step of a release per call.
 
-A Celery task calls `advance` with the release id; `advance` locks the
-release row, performs the step that the release's state calls for, records
-it, and returns the delay until the next step (None when the release is done).
+A Celery task calls `advance` with the release id. `advance` locks the
+release row and performs the step that the release's state calls for. It
+records the step and returns the delay until the next one, or None when the
+release is done.
 A step that runs twice, because a worker died after doing it but before the
 task was acknowledged, finds its work done and moves on.
 """

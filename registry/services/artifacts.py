@@ -38,7 +38,7 @@ CHUNK_SIZE = 1024 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class ModelArchive:
-    """What inspect_model_zip found in an archive."""
+    """The MLmodel contents and saved examples read from a model archive."""
 
     model_root: str
     mlmodel: dict
@@ -121,7 +121,7 @@ def _find_model_root(entries: list[zipfile.ZipInfo], field: str) -> str:
         )
     if len(roots) > 1 and "" not in roots:
         raise InvalidInput(
-            f"The archive holds several MLmodel files (in {', '.join(sorted(roots))}); upload one model per archive.",
+            f"The archive contains several MLmodel files (in {', '.join(sorted(roots))}); upload one model per archive.",
             field=field,
         )
     return "" if "" in roots else roots[0]

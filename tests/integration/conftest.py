@@ -46,14 +46,14 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{config.get('HOST') or '127.0.0.1'}:{config.get('PORT') or 5432}/{config['NAME']}"
 
 
-def wait_until(condition, timeout: float, what: str, interval: float = 0.2):
+def wait_until(condition, timeout: float, description: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {description}")
 
 
 @dataclasses.dataclass
@@ -114,7 +114,7 @@ def purge_broker() -> None:
 
 
 def stop_model_servers() -> None:
-    """Stop every model server the local runtime knows, whether or not the database still lists it."""
+    """Stop every model server the local runtime finds, whether or not the database still lists it."""
     from deployments.runtimes.local import LocalRuntime
 
     runtime = LocalRuntime(settings.PORTAL_SERVER_DIR, code_dir=settings.BASE_DIR)

@@ -39,6 +39,7 @@ def test_register_deploy_switch_rollback(stack, demo_model_zip, second_model_zip
         second = release(stack, "breast-cancer-classifier", 2)
         wait_for_version(stack, payload, 2)
         stream.wait_for_requests(sum(stream.statuses.values()) + 50)
+    print(f"Requests during the switch to v2: {dict(stream.statuses)}, by version: {dict(stream.versions)}")
     assert second["state"] == "promoted", second["failure_reason"]
     assert stream.failures == 0, stream.errors[:5]
     assert stream.versions["2"] > 0

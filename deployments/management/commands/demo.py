@@ -1,9 +1,10 @@
 """Run the whole portal on this machine with a deployed demo model.
 
-Migrates, creates an admin user, trains and registers a scikit-learn model in
-a local MLflow store, imports it into the portal, starts the web server, a
-Celery worker, beat and the gateway, deploys the model and prints how to call
-it. Ctrl-C stops every process this command started, and the model servers.
+The command migrates, creates an admin user, and trains and registers a
+scikit-learn model in a local MLflow store. It then starts the web server, a
+Celery worker, beat and the gateway, imports the model into the portal,
+deploys it and prints how to call it. Ctrl-C stops every process this command
+started, and the model servers.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class Command(BaseCommand):
             raise CommandError(f"Release {release.pk} ended {release.state}: {release.failure_reason}")
         return release
 
-    def _wait_for(self, url: str, what: str) -> None:
+    def _wait_for(self, url: str, service: str) -> None:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -169,7 +170,7 @@ class Command(BaseCommand):
                 return
             except (urllib.error.URLError, OSError):
                 if time.monotonic() > deadline:
-                    raise CommandError(f"The {what} did not answer at {url} within {self.timeout:.0f} s.") from None
+                    raise CommandError(f"The {service} did not respond at {url} within {self.timeout:.0f} s.") from None
                 time.sleep(0.3)
 
     def _wait_for_gateway(self, gateway_url: str) -> None:
