@@ -1,8 +1,8 @@
 """Benchmark: model and version list pages and endpoints with 10,000 versions.
 
 Fills a fresh PostgreSQL database with 1,000 models (each with a tag and an
-alias) and one model with 10,000 versions (each with a tag), then times
-sequential GET requests through gunicorn (bench/registry_server.py): the model
+alias) and one model with 10,000 versions (each with a tag). Then it times
+sequential GET requests through gunicorn (bench/registry_server.py) to the model
 list page and API, the model detail page (its first page of versions), the
 version list API, and a version list page deep in the cursor chain.
 

@@ -107,7 +107,7 @@ def _wait_ready(portal: Portal) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"gunicorn did not answer on {portal.url} within {STARTUP_TIMEOUT_SECONDS} s")
+    raise RuntimeError(f"gunicorn did not respond on {portal.url} within {STARTUP_TIMEOUT_SECONDS} s")
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -1,8 +1,8 @@
 """Keyset pagination: pages that never skip or repeat a row, however many rows share a timestamp.
 
 Each ordering ends with a unique column (the primary key), so the values of the
-last row on a page identify the position exactly; the next page holds the rows
-strictly after it. An offset or a cursor on a non-unique column would skip or
+last row on a page identify the position exactly. The next page contains the
+rows strictly after it. An offset or a cursor on a non-unique column would skip or
 repeat rows whenever rows are added or share a value.
 """
 

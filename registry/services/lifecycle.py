@@ -99,8 +99,8 @@ def delete_version(version: ModelVersion, *, actor=None) -> None:
     """Delete a version that nothing serves or refers to, with its aliases and tags.
 
     Raises Conflict (409) naming the endpoints when one serves the version, and
-    naming the releases when release history refers to it; archiving is the way
-    to retire such a version. The artifact file is deleted once no version uses it.
+    naming the releases when release history refers to it. Such a version is
+    retired by archiving it. The artifact file is deleted once no version uses it.
     """
     from deployments.models import Release
 

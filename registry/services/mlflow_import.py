@@ -90,7 +90,7 @@ def _name_filter(name: str) -> str:
 
 
 def _import_versions(client, mlflow_versions, model_name, tracking_uri, actor) -> ImportResult | None:
-    result = None
+    """Register each MLflow version not imported before; return None when no version could be imported."""
     created, existing, skipped = [], [], []
 
     for entity in mlflow_versions:
@@ -109,7 +109,7 @@ def _import_versions(client, mlflow_versions, model_name, tracking_uri, actor) -
         created.append(versions.register_fetched(model_name, fetched, tracking_uri, actor=actor))
 
     if not created and not existing:
-        return result
+        return None
     model = (created or existing)[0].model
     return ImportResult(model=model, created=created, existing=existing, skipped=skipped)
 

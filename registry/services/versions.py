@@ -296,9 +296,9 @@ def resolve_version(reference: str, field: str = "version") -> ModelVersion:
 def find_model(reference: str, field: str = "model") -> RegisteredModel:
     """Return the model that a URL path segment names: its id when all digits, else its name.
 
-    A name that consists of digits only, or contains '/', cannot be told from an
-    id or from the path's structure, so such a model is addressed by id; clients
-    find the id with GET /api/v1/models/?name=NAME.
+    A name that consists of digits only cannot be distinguished from an id, and
+    servers decode %2F to '/' before routing, so such models are addressed by id.
+    Clients find the id with GET /api/v1/models/?name=NAME.
     """
     reference = reference or ""
     if reference.isascii() and reference.isdigit():
@@ -311,10 +311,7 @@ def find_model(reference: str, field: str = "model") -> RegisteredModel:
             )
         return model
 
-    model = RegisteredModel.objects.filter(name_key=normalize_model_name(reference)).first()
-    if model is None:
-        raise NotFound(f"No registered model is named {reference!r}.", field=field)
-    return model
+    return get_model_by_name(reference, field=field)
 
 
 def get_model_by_name(model_name: str, field: str = "model") -> RegisteredModel:
