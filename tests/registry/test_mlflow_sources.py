@@ -21,20 +21,21 @@ STARTUP_TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def postgresql_store(tmp_path_factory, django_db_blocker) -> str:
+def postgresql_store(tmp_path_factory) -> str:
     """A real MLflow store in its own PostgreSQL database, with the demo model registered."""
     from mlops_portal import demo
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL)")
-    settings = connection.settings_dict
-    database = "mlflow_store_for_registry_tests"
-    server = f"postgres@{settings.get('HOST') or '127.0.0.1'}:{settings.get('PORT') or 5432}"
-    subprocess.run(["dropdb", "--if-exists", "-h", server.split("@")[1].split(":")[0], "-U", "postgres", database], check=True)
-    subprocess.run(["createdb", "-h", server.split("@")[1].split(":")[0], "-U", "postgres", database], check=True)
+    host = connection.settings_dict.get("HOST") or "127.0.0.1"
+    port = connection.settings_dict.get("PORT") or 5432
+    # Named after the test database, so parallel runs on other databases do not collide.
+    database = f"{connection.settings_dict['NAME']}_mlflow"
+    subprocess.run(["dropdb", "--if-exists", "-h", host, "-p", str(port), "-U", "postgres", database], check=True)
+    subprocess.run(["createdb", "-h", host, "-p", str(port), "-U", "postgres", database], check=True)
 
-    tracking_uri = f"postgresql+psycopg://{server}/{database}"
-    demo.log_and_register(tracking_uri, (tmp_path_factory.mktemp("pg-artifacts")).as_uri())
+    tracking_uri = f"postgresql+psycopg://postgres@{host}:{port}/{database}"
+    demo.log_and_register(tracking_uri, tmp_path_factory.mktemp("pg-artifacts").as_uri())
     return tracking_uri
 
 
