@@ -17,8 +17,11 @@ class RequestSizeLimitMiddleware:
 
     It must run before CsrfViewMiddleware, which parses form bodies, and before
     DRF, which parses them on first access to request.data.
-    NOTE: a chunked request without Content-Length passes this check; Django's
-    WSGI request then reads only as much as the server passes through.
+
+    Under WSGI (gunicorn, as deployed) Django reads no body from a request
+    without Content-Length, so a chunked upload arrives empty and cannot pass
+    the limit. NOTE: under ASGI, Django spools the whole body to a temporary
+    file before any middleware runs, so there the 413 comes after the upload.
     """
 
     def __init__(self, get_response):
