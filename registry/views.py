@@ -9,6 +9,7 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from mlops_portal.errors import PortalError
 from registry.filters import ModelFilter, VersionFilter
@@ -114,6 +115,33 @@ def version_compare(request, pk):
         except PortalError as exc:
             context["error"] = exc.message
     return render(request, "registry/version_compare.html", context)
+
+
+@login_required
+@require_POST
+def version_archive(request, pk, version):
+    """Archive the version (form field archived=1) or restore it (archived=0)."""
+    model_version = get_object_or_404(ModelVersion.objects.select_related("model"), model_id=pk, version=version)
+    archived = request.POST.get("archived") == "1"
+
+    lifecycle.set_archived(model_version, archived, actor=request.user)
+    messages.success(request, f"{model_version} is {'archived' if archived else 'offered for releases again'}.")
+    return redirect("registry:version-detail", pk=pk, version=version)
+
+
+@login_required
+@require_POST
+def version_delete(request, pk, version):
+    model_version = get_object_or_404(ModelVersion.objects.select_related("model"), model_id=pk, version=version)
+
+    try:
+        lifecycle.delete_version(model_version, actor=request.user)
+    except PortalError as exc:
+        messages.error(request, exc.message)
+        return redirect("registry:version-detail", pk=pk, version=version)
+
+    messages.success(request, f"Deleted {model_version}.")
+    return redirect("registry:model-detail", pk=pk)
 
 
 @login_required

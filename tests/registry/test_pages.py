@@ -102,3 +102,38 @@ def test_upload_page_without_file_returns_400(browser):
 def test_admin_lists_model(admin_client, registered):
     registered("fraud/detector")
     assert "fraud/detector" in admin_client.get("/admin/registry/registeredmodel/").content.decode()
+
+
+def test_archive_button_archives_version(browser, registered):
+    version = registered("fraud")
+    browser.post(f"/models/{version.model_id}/versions/1/archive/", {"archived": "1"})
+    version.refresh_from_db()
+    assert version.archived is True
+
+
+def test_restore_button_clears_archive(browser, registered):
+    version = registered("fraud")
+    browser.post(f"/models/{version.model_id}/versions/1/archive/", {"archived": "1"})
+    browser.post(f"/models/{version.model_id}/versions/1/archive/", {"archived": "0"})
+    version.refresh_from_db()
+    assert version.archived is False
+
+
+def test_delete_button_on_served_version_names_endpoint(browser, registered):
+    version = registered("fraud")
+    environment, _ = Environment.objects.get_or_create(name="development")
+    endpoint = Endpoint.objects.create(name="fraud-live", environment=environment)
+    ModelServer.objects.create(endpoint=endpoint, version=version, runtime="local", state="ready")
+    response = browser.post(f"/models/{version.model_id}/versions/1/delete/", follow=True)
+    assert "fraud-live" in [str(message) for message in response.context["messages"]][0]
+
+
+def test_delete_button_removes_version(browser, registered):
+    version = registered("fraud")
+    browser.post(f"/models/{version.model_id}/versions/1/delete/")
+    assert not type(version).objects.filter(pk=version.pk).exists()
+
+
+def test_archive_requires_post(browser, registered):
+    version = registered("fraud")
+    assert browser.get(f"/models/{version.model_id}/versions/1/archive/").status_code == 405
