@@ -96,7 +96,7 @@ class ModelDetailView(APIView):
         found = versions.find_model(model)
         serializer = ModelUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        lifecycle.update_model(found, description=serializer.validated_data["description"], actor=request.user)
+        lifecycle.update_description(found, serializer.validated_data["description"], actor=request.user)
         return Response(RegisteredModelSerializer(model_queryset().get(pk=found.pk)).data)
 
 
@@ -184,7 +184,7 @@ class VersionDetailView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if "description" in data:
-            lifecycle.update_version(found, description=data["description"], actor=request.user)
+            lifecycle.update_description(found, data["description"], actor=request.user)
         if "archived" in data:
             lifecycle.set_archived(found, data["archived"], actor=request.user)
         return Response(ModelVersionSerializer(version_queryset().get(pk=found.pk)).data)

@@ -41,30 +41,24 @@ def create_model(name: str, *, description: str = "", actor=None) -> RegisteredM
     return model
 
 
-def update_model(model: RegisteredModel, *, description: str, actor=None) -> RegisteredModel:
+def update_description(target: RegisteredModel | ModelVersion, description: str, *, actor=None):
+    """Replace the description of a model or a version, and record the old and new text."""
+    if isinstance(target, RegisteredModel):
+        action, label, model_name = "model.update", target.name, target.name
+    else:
+        action, label, model_name = "version.update", str(target), target.model.name
+
     with transaction.atomic():
-        previous = model.description
-        model.description = description
-        model.save(update_fields=["description", "updated_at"])
+        previous = target.description
+        target.description = description
+        target.save(update_fields=["description", "updated_at"])
         record_action(
-            actor, "model.update", model, f"Description of {model.name} changed", model=model.name,
+            actor, action, target, f"Description of {label} changed", model=model_name,
             data={"from_description": previous, "to_description": description},
         )
-    logger.info("Model %r (id %s) description changed by %s", model.name, model.pk, actor)
-    return model
 
-
-def update_version(version: ModelVersion, *, description: str, actor=None) -> ModelVersion:
-    with transaction.atomic():
-        previous = version.description
-        version.description = description
-        version.save(update_fields=["description", "updated_at"])
-        record_action(
-            actor, "version.update", version, f"Description of {version} changed", model=version.model.name,
-            data={"version": version.version, "from_description": previous, "to_description": description},
-        )
-    logger.info("Version %s (id %s) description changed by %s", version, version.pk, actor)
-    return version
+    logger.info("Description of %s (id %s) changed by %s", label, target.pk, actor)
+    return target
 
 
 def set_archived(version: ModelVersion, archived: bool, *, actor=None) -> ModelVersion:

@@ -118,7 +118,7 @@ def _sync_model_metadata(result: ImportResult, registered, actor) -> None:
     """Copy the MLflow model's description (when the portal's is empty) and its tags."""
     model = result.model
     if registered.description and not model.description:
-        lifecycle.update_model(model, description=registered.description, actor=actor)
+        lifecycle.update_description(model, registered.description, actor=actor)
 
     current = dict(model.tags.values_list("key", "value"))
     for key, value in (registered.tags or {}).items():

@@ -243,3 +243,9 @@ def test_compare_unknown_alias_names_field(api_client, two_signatures):
 def test_compare_malformed_reference_returns_400(api_client):
     response = api_client.get("/api/v1/compare/", {"base": "mixed:1", "candidate": "models:/mixed/1"})
     assert response.json()["error"]["field"] == "base"
+
+
+def test_model_description_change_is_audited(api_client, user, version):
+    api_client.patch(f"/api/v1/models/{version.model_id}/", {"description": "Churn in 30 days"}, format="json")
+    entry = AuditEntry.objects.get(action="model.update")
+    assert entry.data == {"from_description": "", "to_description": "Churn in 30 days"}
