@@ -45,7 +45,7 @@ class Gateway:
         self.table: RouteTable | None = None
         self.counters = counters.RequestCounters()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: proxy.ConnectionPool | None = None
         self._control_session: aiohttp.ClientSession | None = None
         self._reporter: CounterReporter | None = None
         self._tasks: list[asyncio.Task] = []
@@ -114,7 +114,7 @@ class Gateway:
         """
         settings = self.settings
         counters.set_revision(-1)
-        self._session = proxy.create_session(settings.backend_timeout)
+        self._pool = proxy.ConnectionPool(settings.backend_timeout)
         self._control_session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=PORTAL_TIMEOUT_SECONDS)
         )
@@ -158,8 +158,8 @@ class Gateway:
         if self._reporter is not None:
             await self._reporter.report_once()
 
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            self._pool.close()
         if self._control_session is not None:
             await self._control_session.close()
 
@@ -232,17 +232,13 @@ class Gateway:
             return
 
         body = await _read_body(receive)
-        method = scope["method"]
-        headers = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in request_headers
-            if name not in proxy.REQUEST_HEADERS_NOT_FORWARDED
-        ]
-        query = scope.get("query_string", b"").decode("latin-1")
+        method = scope["method"].encode("ascii")
+        headers = [header for header in request_headers if header[0] not in proxy.REQUEST_HEADERS_NOT_FORWARDED]
+        query = scope.get("query_string", b"")
 
         try:
-            status, response_headers, response_body = await proxy.send_request(
-                self._session, method, _backend_url(backend, model_tail, query), headers, body
+            response = await self._pool.request(
+                backend.url, method, _backend_target(backend, model_tail, query), headers, body
             )
         except proxy.BackendFailure as failure:
             if not failure.retryable:
@@ -255,19 +251,20 @@ class Gateway:
             self.counters.record_retry(endpoint_name, failed)
 
             try:
-                status, response_headers, response_body = await proxy.send_request(
-                    self._session, method, _backend_url(backend, model_tail, query), headers, body
+                response = await self._pool.request(
+                    backend.url, method, _backend_target(backend, model_tail, query), headers, body
                 )
             except proxy.BackendFailure as second_failure:
                 await self._send_failure(send, endpoint_name, backend, second_failure, started)
                 return
 
-        self.counters.record(endpoint_name, backend, status, time.perf_counter() - started)
+        self.counters.record(endpoint_name, backend, response.status, time.perf_counter() - started)
 
-        response_headers.append((b"content-length", str(len(response_body)).encode()))
-        response_headers.append((b"x-model-version", str(backend.version).encode()))
+        response_headers = response.headers
+        response_headers.append((b"content-length", b"%d" % len(response.body)))
+        response_headers.append((b"x-model-version", b"%d" % backend.version))
         response_headers.append((b"x-endpoint", endpoint_name.encode()))
-        await _send(send, status, response_headers, response_body)
+        await _send(send, response.status, response_headers, response.body)
 
     def _choose_retry(self, endpoint: Endpoint, failed: Backend) -> Backend:
         """Pick the retry backend from the newest table, which may have dropped `failed` already."""
@@ -309,14 +306,15 @@ class Gateway:
         await _send_json(send, status, {"error": message}, [(b"x-endpoint", endpoint_name.encode())])
 
 
-def _backend_url(backend: Backend, model_tail: str | None, query: str) -> str:
+def _backend_target(backend: Backend, model_tail: str | None, query: bytes) -> bytes:
+    """Build the percent-encoded path and query of the backend request."""
     if model_tail is None:
-        url = backend.url + "/invocations"
+        target = b"/invocations"
     else:
-        url = backend.url + _MODELS_PREFIX + quote(backend.model_name, safe="") + model_tail
+        target = (_MODELS_PREFIX + quote(backend.model_name, safe="") + model_tail).encode("latin-1")
     if query:
-        url += "?" + query
-    return url
+        target += b"?" + query
+    return target
 
 
 async def _read_body(receive: Any) -> bytes:
