@@ -49,7 +49,7 @@ class Gateway:
         self._control_session: aiohttp.ClientSession | None = None
         self._reporter: CounterReporter | None = None
         self._tasks: list[asyncio.Task] = []
-        self._retry_logs: dict[tuple[str, str], RepeatedFailureLog] = {}
+        self._backend_failure_logs: dict[tuple[str, str], RepeatedFailureLog] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -274,18 +274,22 @@ class Gateway:
             current = endpoint
         return current.choose_retry(failed)
 
+    def _backend_failure_log(self, endpoint_name: str, backend: Backend) -> RepeatedFailureLog:
+        """Return the rate-limited log for one backend, so a dead backend under load logs a few lines."""
+        key = (endpoint_name, backend.key)
+        failure_log = self._backend_failure_logs.get(key)
+        if failure_log is None:
+            failure_log = RepeatedFailureLog(
+                f"request to endpoint {endpoint_name!r} backend {backend.key} "
+                f"(server {backend.server_id}, version {backend.version})"
+            )
+            self._backend_failure_logs[key] = failure_log
+        return failure_log
+
     def _log_retry(
         self, endpoint_name: str, failed: Backend, retry: Backend, failure: proxy.BackendFailure
     ) -> None:
-        key = (endpoint_name, failed.key)
-        retry_log = self._retry_logs.get(key)
-        if retry_log is None:
-            retry_log = RepeatedFailureLog(
-                f"request to endpoint {endpoint_name!r} backend {failed.key} "
-                f"(server {failed.server_id}, version {failed.version})"
-            )
-            self._retry_logs[key] = retry_log
-        retry_log.failure(
+        self._backend_failure_log(endpoint_name, failed).failure(
             f"{failure}; retrying on {retry.key} (server {retry.server_id}, version {retry.version})"
         )
 
@@ -295,10 +299,7 @@ class Gateway:
         self.counters.record(endpoint_name, backend, 0, time.perf_counter() - started)
 
         status = 504 if failure.timed_out else 502
-        log.warning(
-            "request to endpoint %r backend %s (server %s, version %s) failed with %d: %s",
-            endpoint_name, backend.key, backend.server_id, backend.version, status, failure,
-        )
+        self._backend_failure_log(endpoint_name, backend).failure(f"{failure}; responded with {status}")
         message = (
             f"backend {backend.key} (server {backend.server_id}, version {backend.version}) "
             f"of endpoint {endpoint_name!r} did not answer: {failure}"

@@ -173,6 +173,14 @@ def test_unreachable_backend_502(served):
     assert "connection failed" in response.json()["error"]
 
 
+def test_unreachable_backend_log_rate_limited(served):
+    statuses = {served.client.post("/v2/models/unreachable/infer", content=BODY).status_code for _ in range(20)}
+    failure_lines = [line for line in served.gateway.log().splitlines() if "backend s20 (server 20, version 7)" in line]
+
+    assert statuses == {502}
+    assert 1 <= len(failure_lines) <= 2
+
+
 def test_slow_backend_504(served):
     response = served.client.post("/v2/models/iris/infer", content=BODY, headers={"x-test-delay": "2"})
 
