@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from typing import Any
 from urllib.parse import quote, unquote
@@ -223,41 +224,29 @@ class Gateway:
 
         request_headers: list[tuple[bytes, bytes]] = scope["headers"]
         backend = endpoint.choose(dict(request_headers))
-        name_header = [(b"x-endpoint", endpoint_name.encode())]
         if backend is None:
             counters.record_unrouted("no_backend")
-            await _send_json(
-                send, 503, {"error": f"endpoint {endpoint_name!r} has no backend with traffic"}, name_header
-            )
+            message = {"error": f"endpoint {endpoint_name!r} has no backend with traffic"}
+            await _send_json(send, 503, message, [(b"x-endpoint", endpoint_name.encode())])
             return
 
-        body = await _read_body(receive)
-        method = scope["method"].encode("ascii")
-        headers = [header for header in request_headers if header[0] not in proxy.REQUEST_HEADERS_NOT_FORWARDED]
-        query = scope.get("query_string", b"")
+        forwarded_headers = [
+            header for header in request_headers if header[0] not in proxy.REQUEST_HEADERS_NOT_FORWARDED
+        ]
+        request = _BackendRequest(
+            method=scope["method"].encode("ascii"),
+            model_tail=model_tail,
+            query=scope.get("query_string", b""),
+            headers=forwarded_headers,
+            body=await _read_body(receive),
+        )
 
-        try:
-            response = await self._pool.request(
-                backend.url, method, _backend_target(backend, model_tail, query), headers, body
-            )
-        except proxy.BackendFailure as failure:
-            if not failure.retryable:
-                await self._send_failure(send, endpoint_name, backend, failure, started)
-                return
+        backend, outcome = await self._request_with_retry(endpoint, backend, request)
+        if isinstance(outcome, proxy.BackendFailure):
+            await self._send_failure(send, endpoint_name, backend, outcome, started)
+            return
 
-            failed = backend
-            backend = self._choose_retry(endpoint, failed)
-            self._log_retry(endpoint_name, failed, backend, failure)
-            self.counters.record_retry(endpoint_name, failed)
-
-            try:
-                response = await self._pool.request(
-                    backend.url, method, _backend_target(backend, model_tail, query), headers, body
-                )
-            except proxy.BackendFailure as second_failure:
-                await self._send_failure(send, endpoint_name, backend, second_failure, started)
-                return
-
+        response = outcome
         self.counters.record(endpoint_name, backend, response.status, time.perf_counter() - started)
 
         response_headers = response.headers
@@ -265,6 +254,30 @@ class Gateway:
         response_headers.append((b"x-model-version", b"%d" % backend.version))
         response_headers.append((b"x-endpoint", endpoint_name.encode()))
         await _send(send, response.status, response_headers, response.body)
+
+    async def _request_with_retry(
+        self, endpoint: Endpoint, backend: Backend, request: _BackendRequest
+    ) -> tuple[Backend, proxy.Response | proxy.BackendFailure]:
+        """Send the request, and once more to a backend from `_choose_retry` if the connection failed early.
+
+        Returns the backend that was tried last, with its response or its failure.
+        """
+        try:
+            return backend, await self._pool.request(backend.url, *request.for_backend(backend))
+        except proxy.BackendFailure as failure:
+            if not failure.retryable:
+                return backend, failure
+            first_failure = failure
+
+        failed = backend
+        backend = self._choose_retry(endpoint, failed)
+        self._log_retry(endpoint.name, failed, backend, first_failure)
+        self.counters.record_retry(endpoint.name, failed)
+
+        try:
+            return backend, await self._pool.request(backend.url, *request.for_backend(backend))
+        except proxy.BackendFailure as failure:
+            return backend, failure
 
     def _choose_retry(self, endpoint: Endpoint, failed: Backend) -> Backend:
         """Pick the retry backend from the newest table, which may have dropped `failed` already."""
@@ -307,15 +320,25 @@ class Gateway:
         await _send_json(send, status, {"error": message}, [(b"x-endpoint", endpoint_name.encode())])
 
 
-def _backend_target(backend: Backend, model_tail: str | None, query: bytes) -> bytes:
-    """Build the percent-encoded path and query of the backend request."""
-    if model_tail is None:
-        target = b"/invocations"
-    else:
-        target = (_MODELS_PREFIX + quote(backend.model_name, safe="") + model_tail).encode("latin-1")
-    if query:
-        target += b"?" + query
-    return target
+@dataclasses.dataclass(slots=True)
+class _BackendRequest:
+    """The parts of a client request that go to whichever backend is chosen."""
+
+    method: bytes
+    model_tail: str | None
+    query: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def for_backend(self, backend: Backend) -> tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]:
+        """Return method, percent-encoded target, headers and body for ConnectionPool.request."""
+        if self.model_tail is None:
+            target = b"/invocations"
+        else:
+            target = (_MODELS_PREFIX + quote(backend.model_name, safe="") + self.model_tail).encode("latin-1")
+        if self.query:
+            target += b"?" + self.query
+        return self.method, target, self.headers, self.body
 
 
 async def _read_body(receive: Any) -> bytes:
