@@ -22,6 +22,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -40,7 +41,7 @@ import orjson
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = "bench"
 DEFAULT_BODY = b'{"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": [[5.1, 3.5, 1.4, 0.2]]}}'
-SECTION_TITLE = "## Gateway: added latency"
+SECTION_PREFIX = "## Gateway: added latency, "
 READING_TITLE = "### Reading"
 WARMUP_SECONDS = 1
 
@@ -118,11 +119,11 @@ def main() -> int:
             stop_process(process)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    backend_kind = (
-        f"`{options.backend_url}` (given with --backend-url)" if options.backend_url
-        else "bench/backend.py, a uvicorn stand-in that returns a fixed prediction without a model"
-    )
-    section = render_section(options, targets, results, backend_kind, load_before, load_after, len(body))
+    if options.backend_url:
+        backend_kind = options.backend_note or f"the server at {options.backend_url}"
+    else:
+        backend_kind = "bench/backend.py, a uvicorn stand-in that returns a fixed prediction without a model"
+    section = render_section(options, targets, results, backend_kind, load_before, load_after, body)
     print(section)
     if options.write:
         write_section(Path(options.write), section)
@@ -139,7 +140,11 @@ def parse_options() -> argparse.Namespace:
     parser.add_argument("--connections", default="64,1", help="comma-separated wrk connection counts (default 64,1)")
     parser.add_argument("--gateway-workers", default="1,2", help="comma-separated gateway worker counts (default 1,2)")
     parser.add_argument("--nginx-workers", type=int, default=1, help="nginx worker processes (default 1)")
-    parser.add_argument("--write", metavar="PATH", help="replace the gateway section of this Markdown file")
+    parser.add_argument("--backend-note", default="",
+                        help="what the backend at --backend-url is, for the report (version, model)")
+    parser.add_argument("--label", help="backend name for the section title; default: stand-in backend, "
+                                        "or model server with --backend-url")
+    parser.add_argument("--write", metavar="PATH", help="replace the section with the same title in this Markdown file")
     options = parser.parse_args()
 
     try:
@@ -150,6 +155,8 @@ def parse_options() -> argparse.Namespace:
     if options.backend_url is not None and not options.backend_url.startswith("http://127."):
         parser.error("--backend-url must be a server on this machine, such as http://127.0.0.1:8001")
     options.backend_url = options.backend_url.rstrip("/") if options.backend_url else None
+    if options.label is None:
+        options.label = "model server" if options.backend_url else "stand-in backend"
     return options
 
 
@@ -319,19 +326,20 @@ def render_section(
     backend_kind: str,
     load_before: tuple[float, float, float],
     load_after: tuple[float, float, float],
-    body_size: int,
+    body: bytes,
 ) -> str:
     """Render the Markdown section: how the numbers were made, then one table per connection count."""
-    command = "python bench/gateway.py " + " ".join(sys.argv[1:])
+    command = shlex.join(["python", "bench/gateway.py", *sys.argv[1:]])
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        SECTION_TITLE,
+        SECTION_PREFIX + options.label,
         "",
         f"- Command: `{command.strip()}`",
         f"- Date: {date}",
         f"- Machine: {machine_description()}",
         f"- Software: {tool_versions()}",
-        f"- Backend: {backend_kind}, 1 process. Request: POST, {body_size}-byte JSON body (one row).",
+        f"- Backend: {backend_kind}, 1 process.",
+        f"- Request: POST with a {len(body)}-byte JSON body, one row: `{body.decode()}`",
         f"- Each figure is the median of {options.rounds} rounds of {options.duration} s, after 1 s of warm-up. "
         "\"Added\" is the target's median p50 minus the direct call's median p50.",
         f"- Load average (1 min) before and after: {load_before[0]:.2f} and {load_after[0]:.2f}. "
@@ -365,19 +373,20 @@ def render_section(
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the section with SECTION_TITLE in `path`, or append it, and keep the rest of the file.
+    """Replace the section with the same title in `path`, or append it, and keep the rest of the file.
 
     A "### Reading" subsection of the old section is kept, because a person writes it.
     Reread it after a new run, since the figures it discusses have changed.
     """
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = text.find(SECTION_TITLE + "\n")
+    title = section.split("\n", 1)[0]
+    start = text.find(title + "\n")
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
         path.write_text(text)
         return
 
-    end = text.find("\n## ", start + len(SECTION_TITLE))
+    end = text.find("\n## ", start + len(title))
     old_section = text[start:] if end == -1 else text[start:end]
     rest = "" if end == -1 else text[end:]
 
