@@ -96,11 +96,12 @@ class Response:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection to a backend, with at most one request in flight."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
         self.deadline = 0.0
+        self._loop = loop
         self._parser = httptools.HttpResponseParser(self)
         self._future: asyncio.Future | None = None
         self._received_bytes = False
@@ -114,7 +115,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, request: bytes, head_request: bool) -> asyncio.Future:
         """Write a whole request and return the future of its Response."""
-        self._future = asyncio.get_running_loop().create_future()
+        self._future = self._loop.create_future()
         self._received_bytes = False
         self._headers_complete = False
         self._has_length = False
@@ -222,6 +223,9 @@ class ConnectionPool:
     """
 
     def __init__(self, timeout: float) -> None:
+        """Create the pool; call it inside the event loop that will use it."""
+        # On Python 3.11 asyncio.get_running_loop() calls getpid(), which showed in a py-spy profile.
+        self._loop = asyncio.get_running_loop()
         self._timeout = timeout
         self._idle: dict[tuple[str, str, int], collections.deque[_Connection]] = {}
         self._in_flight: set[_Connection] = set()
@@ -238,7 +242,7 @@ class ConnectionPool:
         `headers` are forwarded as they are, so leave out hop-by-hop headers. Raises
         BackendFailure when no complete response arrives within the timeout.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         if self._expiry_task is None:
             self._expiry_task = loop.create_task(self._expire_requests())
 
@@ -283,7 +287,7 @@ class ConnectionPool:
 
     async def _expire_requests(self) -> None:
         interval = min(1.0, self._timeout / 10)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         while True:
             await asyncio.sleep(interval)
             now = loop.time()
@@ -294,7 +298,7 @@ class ConnectionPool:
     async def _acquire(self, origin: Origin, deadline: float) -> _Connection:
         idle = self._idle.get((origin.scheme, origin.host, origin.port))
         if idle:
-            now = asyncio.get_running_loop().time()
+            now = self._loop.time()
             while idle and (idle[0].closed or now - idle[0].idle_since > KEEPALIVE_SECONDS):
                 idle.popleft().close()
             while idle:
@@ -310,8 +314,8 @@ class ConnectionPool:
 
         try:
             async with asyncio.timeout_at(deadline):
-                _, connection = await asyncio.get_running_loop().create_connection(
-                    _Connection, origin.host, origin.port, ssl=ssl_context,
+                _, connection = await self._loop.create_connection(
+                    lambda: _Connection(self._loop), origin.host, origin.port, ssl=ssl_context,
                 )
         except TimeoutError as error:
             raise BackendFailure(
@@ -326,7 +330,7 @@ class ConnectionPool:
             connection.close()
             return
 
-        connection.idle_since = asyncio.get_running_loop().time()
+        connection.idle_since = self._loop.time()
         key = (origin.scheme, origin.host, origin.port)
         idle = self._idle.get(key)
         if idle is None:

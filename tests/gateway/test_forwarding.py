@@ -88,6 +88,14 @@ def test_metadata_routes_rewritten(served):
     assert ready.json()["path"] == "/v2/models/iris-model/ready"
 
 
+def test_head_request_answered(served):
+    response = served.client.head("/v2/models/iris")
+
+    assert response.status_code == 200
+    assert response.headers["x-model-version"] == "3"
+    assert response.content == b""
+
+
 def test_invocations_rewritten(served):
     response = served.client.post("/endpoints/iris/invocations", content=b'{"dataframe_split": {}}')
 
