@@ -230,6 +230,12 @@ class Gateway:
             await _send_json(send, 503, message, [(b"x-endpoint", endpoint_name.encode())])
             return
 
+        try:
+            body = await _read_body(receive)
+        except _ClientDisconnected:
+            # No client is left to respond to, and no backend has seen the request.
+            return
+
         forwarded_headers = [
             header for header in request_headers if header[0] not in proxy.REQUEST_HEADERS_NOT_FORWARDED
         ]
@@ -238,7 +244,7 @@ class Gateway:
             model_tail=model_tail,
             query=scope.get("query_string", b""),
             headers=forwarded_headers,
-            body=await _read_body(receive),
+            body=body,
         )
 
         backend, outcome = await self._request_with_retry(endpoint, backend, request)
@@ -341,10 +347,17 @@ class _BackendRequest:
         return self.method, target, self.headers, self.body
 
 
+class _ClientDisconnected(Exception):
+    """The client closed the connection before its request body was complete."""
+
+
 async def _read_body(receive: Any) -> bytes:
+    """Read the whole request body, or raise _ClientDisconnected."""
     # NOTE: the whole request body is kept in memory and the gateway sets no size limit.
     # Put a limit in front of it if clients may send very large batches.
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _ClientDisconnected
     body = message.get("body", b"")
     if not message.get("more_body", False):
         return body
@@ -352,6 +365,8 @@ async def _read_body(receive: Any) -> bytes:
     chunks = [body]
     while message.get("more_body", False):
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientDisconnected
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
 import types
 from collections.abc import Iterator
 
@@ -103,6 +105,16 @@ def test_invocations_rewritten(served):
     assert response.json()["path"] == "/invocations"
     assert response.json()["body"] == '{"dataframe_split": {}}'
     assert response.headers["x-model-version"] == "3"
+
+
+def test_partial_body_not_forwarded(served):
+    requests_before = served.stable.requests
+    with socket.create_connection(("127.0.0.1", served.gateway.port)) as client:
+        client.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nhost: gateway\r\ncontent-length: 1000\r\n\r\n{")
+    time.sleep(0.3)
+    served.client.get("/v2/health/live")
+
+    assert served.stable.requests == requests_before
 
 
 def test_query_string_forwarded(served):
