@@ -177,6 +177,9 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._headers_complete:
+            # A trailer after a chunked body: the client gets a plain body, so drop it.
+            return
         name = name.lower()
         if name == b"content-length" or name == b"transfer-encoding":
             self._has_length = True

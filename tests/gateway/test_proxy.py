@@ -92,6 +92,16 @@ def test_pool_reads_chunked_response():
     assert response.headers == []
 
 
+def test_pool_drops_trailers():
+    chunked = (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n"
+               b"2\r\nok\r\n0\r\nx-checksum: 1234\r\n\r\n")
+
+    (response,) = forward(RawServer([chunked]))
+
+    assert response.body == b"ok"
+    assert response.headers == []
+
+
 def test_pool_reads_body_until_close():
     (response,) = forward(RawServer([b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil close"], close_after=True))
 
