@@ -29,10 +29,10 @@ from django.urls import reverse, reverse_lazy
 from deployments.models import Release
 from deployments.services import plans
 from deployments.services.releases import current_stable_server
-from model_server.signature import Signature, SignatureError
 from mlops_portal import access
 from mlops_portal.errors import PortalError
 from registry.models import ModelVersion
+from registry.services import compare
 from registry.services.versions import get_version
 
 STEPS = ["version", "target", "strategy", "analysis", "review"]
@@ -284,20 +284,6 @@ def _checked(value) -> bool:
     return str(value).lower() in ("on", "true", "1") if value is not None else False
 
 
-def _input_changes(live: ModelVersion, candidate: ModelVersion) -> list[str]:
-    """List what a client of `live` must change for `candidate`; an empty list means nothing."""
-    if not live.signature and not candidate.signature:
-        return []
-    if not candidate.signature:
-        return ["the candidate has no input signature, so requests are no longer checked"]
-    if not live.signature:
-        return ["the candidate declares an input signature, so requests are now checked against it"]
-    try:
-        return Signature.from_dict(live.signature).input_differences(Signature.from_dict(candidate.signature))
-    except SignatureError as exc:
-        return [f"the signatures cannot be compared: {exc}"]
-
-
 class Wizard:
     """All step forms for one request, built from posted data (or from initial values on the first visit)."""
 
@@ -437,7 +423,8 @@ class Wizard:
         candidate = self.version()
         if stable is None or candidate is None:
             return SignatureCheck(live_version=None, changes=[])
-        return SignatureCheck(live_version=stable.version, changes=_input_changes(stable.version, candidate))
+        comparison = compare.compare_versions(stable.version, candidate)
+        return SignatureCheck(live_version=stable.version, changes=comparison.input_changes)
 
     def release_arguments(self) -> dict:
         """Return the keyword arguments for releases.create_release; call once every step is valid."""

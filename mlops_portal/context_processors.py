@@ -10,4 +10,5 @@ def portal(request):
         "gateway_url": settings.PORTAL_GATEWAY_URL,
         "portal_roles": access.role_label(user) if signed_in else "",
         "portal_can_request": signed_in and access.has_role(user, access.ADMIN, access.DATA_SCIENTIST),
+        "portal_can_register": signed_in and access.can_register(user),
     }

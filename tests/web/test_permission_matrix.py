@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import zipfile
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -51,7 +53,7 @@ def concrete_path(route: str, world) -> str:
     samples = {
         "release_id": releases["fraud"].pk,
         "pk": releases["fraud"].pk,
-        "model_name": "churn",
+
         "version": 1,
         "alias": "champion",
         "object_id": "1",
@@ -62,10 +64,10 @@ def concrete_path(route: str, world) -> str:
     }
     if route.startswith("api/v1/^environments"):
         samples["name"] = "fraud"
-    elif route.startswith(("api/v1/^models", "models/")):
-        samples["name"] = "churn"
     else:
         samples["name"] = world["endpoints"]["fraud"].name
+    if route.startswith(("models/", "api/v1/models/")):
+        samples["pk"] = samples["model"] = world["versions"][0].model_id
 
     def value(match) -> str:
         return str(samples[match.group("name")])
@@ -179,20 +181,36 @@ MATRIX: dict[str, list[Case]] = {
     "audit/export.csv": [Case(everyone(200))],
     "models/": [Case(everyone(200))],
     "models/upload/": [Case(roles(200, 403, 200))],
-    "models/<str:name>/": [Case(everyone(200))],
-    "models/<str:name>/versions/<int:version>/": [Case(everyone(200))],
+    "models/<int:pk>/": [Case(everyone(200))],
+    "models/<int:pk>/compare/": [Case(everyone(200))],
+    "models/<int:pk>/versions/<int:version>/": [Case(everyone(200))],
+    "models/<int:pk>/versions/<int:version>/archive/": [Case(roles(302, 403, 302), method="post", data={"archived": "1"})],
+    # Past the access check, v1 still has servers, so deleting it is refused with a message.
+    "models/<int:pk>/versions/<int:version>/delete/": [Case(roles(302, 403, 302), method="post")],
     # API
     "api/schema/": [Case(everyone(200))],
     "api/docs/": [Case(everyone(200))],
     "api/v1/gateway/routes": [Case({person: 401 for person in PERSONAS})],
     "api/v1/gateway/reports": [Case({person: 401 for person in PERSONAS}, method="post")],
-    "api/v1/^models/$": [Case(everyone(200)), Case(roles(201, 403, 201), method="post", data={"name": "new-model"}, json=True)],
-    "api/v1/^models/(?P<name>[^/]+)/$": [Case(everyone(200))],
-    "api/v1/^models/(?P<name>[^/]+)/aliases/(?P<alias>[-a-zA-Z0-9_]+)/$": [
-        Case(roles(200, 403, 200), method="put", data={"version": 1}, json=True),
+    "api/v1/models/": [Case(everyone(200)), Case(roles(201, 403, 201), method="post", data={"name": "new-model"}, json=True)],
+    "api/v1/models/<str:model>/": [
+        Case(everyone(200)),
+        Case(roles(200, 403, 200), method="patch", data={"description": "scores churn"}, json=True),
     ],
-    "api/v1/models/<str:model_name>/versions/": [Case(everyone(200)), Case(roles(400, 403, 400), method="post", data={}, json=True)],
-    "api/v1/models/<str:model_name>/versions/<int:version>/": [Case(everyone(200))],
+    "api/v1/models/<str:model>/tags/": [Case(roles(200, 403, 200), method="put", data={"key": "team", "value": "risk"}, json=True)],
+    "api/v1/models/<str:model>/aliases/<str:alias>/": [Case(roles(200, 403, 200), method="put", data={"version": 1}, json=True)],
+    "api/v1/models/<str:model>/versions/": [Case(everyone(200)), Case(roles(400, 403, 400), method="post", data={}, json=True)],
+    "api/v1/models/<str:model>/versions/<int:version>/": [
+        Case(everyone(200)),
+        Case(roles(200, 403, 200), method="patch", data={"description": "first"}, json=True),
+    ],
+    "api/v1/models/<str:model>/versions/<int:version>/tags/": [
+        Case(roles(200, 403, 200), method="put", data={"key": "stage", "value": "test"}, json=True),
+    ],
+    "api/v1/models/<str:model>/versions/<int:version>/artifact/": [Case(everyone(200))],
+    "api/v1/models/<str:model>/versions/<int:version>/files/": [Case(everyone(200))],
+    "api/v1/compare/": [Case(everyone(200), data={"base": "models:/churn/1", "candidate": "models:/churn/2"})],
+    "api/v1/imports/": [Case(roles(400, 403, 400), method="post", data={}, json=True)],
     "api/v1/^environments/$": [Case(everyone(200)), Case(roles(403, 403, 201), method="post", data={"name": "qa"}, json=True)],
     "api/v1/^environments/(?P<name>[^/.]+)/$": [Case(by_visibility(200))],
     "api/v1/^endpoints/$": [
@@ -241,8 +259,17 @@ def test_matrix_names_only_existing_routes():
     assert sorted(set(MATRIX) - set(all_routes())) == []
 
 
+@pytest.fixture
+def stored_artifact(world, settings):
+    """Put a small zipped MLflow model behind the world's artifact row, for the download routes."""
+    path = Path(settings.MEDIA_ROOT) / world["versions"][0].artifact.file.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("MLmodel", "flavors:\n  python_function: {}\n")
+
+
 @pytest.mark.parametrize("route", sorted(MATRIX))
-def test_roles_get_expected_status(world, route):
+def test_roles_get_expected_status(world, stored_artifact, route):
     ModelAlias.objects.create(model=world["versions"][0].model, alias="champion", version=world["versions"][0])
     for number, case in enumerate(MATRIX[route]):
         statuses = {}
