@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from deployments.models import (
+    Approval,
     Endpoint,
     Environment,
     GatewayInstance,
@@ -14,6 +15,7 @@ from deployments.models import (
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
     list_display = ["name", "runtime", "requires_approval", "approvals_required"]
+    filter_horizontal = ["restricted_to"]
 
 
 @admin.register(Endpoint)
@@ -30,13 +32,26 @@ class ReleaseEventInline(admin.TabularInline):
     fields = readonly_fields
 
 
+class ApprovalInline(admin.TabularInline):
+    """Approvals are made on the release page or through the API, so the admin only shows them."""
+
+    model = Approval
+    extra = 0
+    can_delete = False
+    readonly_fields = ["approver", "decision", "comment", "created_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Release)
 class ReleaseAdmin(admin.ModelAdmin):
     list_display = ["id", "endpoint", "version", "strategy", "state", "requested_by", "created_at"]
     list_filter = ["state", "strategy"]
     list_select_related = ["endpoint", "version__model", "requested_by"]
     raw_id_fields = ["version", "stable_version", "candidate_server", "stable_server", "requested_by"]
-    inlines = [ReleaseEventInline]
+    inlines = [ApprovalInline, ReleaseEventInline]
 
 
 @admin.register(ModelServer)

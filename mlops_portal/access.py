@@ -73,6 +73,16 @@ def user_roles(user) -> frozenset[str]:
     return cached
 
 
+def forget_roles(user) -> None:
+    """Drop the roles and visibility cached on a user object, so the next check reads them again.
+
+    Call it at the start of a request whose user object may outlive one request
+    (DRF's force_authenticate in tests reuses the same object).
+    """
+    for name in ("_portal_roles", "_portal_group_ids", "_portal_environment_ids"):
+        user.__dict__.pop(name, None)
+
+
 def _group_ids(user) -> frozenset[int]:
     user_roles(user)
     return getattr(user, "_portal_group_ids", frozenset())

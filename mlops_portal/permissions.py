@@ -31,6 +31,7 @@ class PortalAccess(IsAuthenticated):
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):
             return False
+        access.forget_roles(request.user)
         access.check_has_role(request.user)
         return True
 
