@@ -29,6 +29,11 @@ class ReleaseAction:
     text_required: bool = False
     style: str = ""  # CSS class of the button: "", "secondary" or "danger"
 
+    @property
+    def verb(self) -> str:
+        """Return the label as a verb phrase for help text, such as "promote to the next step"."""
+        return {"Roll back": "roll back"}.get(self.label, self.label.lower())
+
     def applies_to(self, release: Release) -> bool:
         if release.state not in self.states:
             return False

@@ -23,6 +23,9 @@ def scene(transactional_db, person):
     dana = person("dana", "data scientist")
     release = Release.objects.create(endpoint=endpoint, version=v2, stable_version=v1, state="awaiting_approval", requested_by=dana)
     release.events.create(kind="created", message="dana requested Blue/green release of churn v2 to churn", actor=dana)
+    # An analysis table is the widest part of the release page.
+    check = {"metric": "latency_p95_ms", "value": 7.2, "minimum": None, "maximum": 50.0, "outcome": "passed", "detail": ""}
+    release.events.create(kind="analysis", message="analysis passed", data={"step": 1, "outcome": "passed", "checks": [check]})
     return {"release": release}
 
 

@@ -123,7 +123,7 @@ def test_wizard_approval_progress_rollback(stack, production_serving_v1, person,
     assert same_document(lead)
 
     wait_for_version(stack, models.OK_PAYLOAD, 2)
-    lead.get_by_label("Reason (required)").fill("error budget burned")
+    lead.get_by_label("Reason to roll back (required)").fill("error budget burned")
     lead.get_by_role("button", name="Roll back").click()
     lead.locator(f'{STATE}:text("Rolled back")').wait_for()
     lead.locator('[data-testid=traffic-table] tr[data-version="1"][data-weight="100.0"]').wait_for()
