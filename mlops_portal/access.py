@@ -204,7 +204,7 @@ def can_approve(user, release: Release) -> bool:
     return has_role(user, ADMIN, OPS_LEAD) and release.requested_by_id != user.pk
 
 
-def _check_environment_capability(user, environment: Environment, capability: Capability, what: str) -> None:
+def _check_environment_capability(user, environment: Environment, capability: Capability, object_label: str) -> None:
     if capability == Capability.VIEW:
         return
     if capability == Capability.REQUEST and not can_request_in(user, environment):
@@ -215,9 +215,9 @@ def _check_environment_capability(user, environment: Environment, capability: Ca
             + ("an ops lead or an admin can." if environment.requires_approval else "a data scientist, an ops lead or an admin can.")
         )
     if capability == Capability.ADMINISTER and not is_admin(user):
-        raise Forbidden(f"Only an admin can change {what}.")
+        raise Forbidden(f"Only an admin can change {object_label}.")
     if capability in (Capability.APPROVE, Capability.REGISTER):
-        raise ValueError(f"Capability {capability.value} does not apply to {what}.")
+        raise ValueError(f"Capability {capability.value} does not apply to {object_label}.")
 
 
 # --- one lookup helper per object type ---
