@@ -117,6 +117,8 @@ class Release(models.Model):
         State.PROGRESSING,
         State.PAUSED,
     )
+    # Active states that the controller advances by itself; a paused release waits for a person.
+    RUNNING_STATES = (State.APPROVED, State.BUILDING, State.DEPLOYING, State.PROGRESSING)
     OPEN_STATES = (State.DRAFT, State.AWAITING_APPROVAL, *ACTIVE_STATES)
     FINAL_STATES = (State.PROMOTED, State.FAILED, State.ABORTED, State.ROLLED_BACK, State.REJECTED)
 

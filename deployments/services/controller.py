@@ -100,9 +100,17 @@ def _start(release: Release) -> float:
     return 0
 
 
-def _build(release: Release) -> float:
-    """Prepare and start the candidate server, then wait for it in deploying."""
+def _build(release: Release) -> float | None:
+    """Prepare and start the candidate server, then wait for it in deploying.
+
+    Preparing can take minutes (a container image build). A run that outlasts
+    the task's time limit rolls back and runs again, so the progress deadline
+    is what ends a build that never finishes.
+    """
     server = release.candidate_server
+    waited = (timezone.now() - release.step_started_at).total_seconds()
+    if server.state == ModelServer.State.PENDING and waited > _deadline(release):
+        return _deadline_passed(release, f"Preparing server {server.pk} did not finish", "build-deadline")
     if server.state == ModelServer.State.PENDING:
         servers.start_server(server)
 
@@ -173,7 +181,7 @@ def _wait_for_ready(release: Release, detail: str) -> float | None:
             f"Server {release.candidate_server_id} was not ready after "
             f"{settings.PORTAL_SERVER_READY_TIMEOUT:.0f} s ({detail}).",
         )
-    if waited > release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE):
+    if waited > _deadline(release):
         return _deadline_passed(release, f"Server {release.candidate_server_id} was not ready ({detail})", "deploy-deadline")
     return settings.PORTAL_CONTROLLER_INTERVAL
 
@@ -197,8 +205,7 @@ def _progress(release: Release) -> float | None:
 
     step = steps[release.step_index]
     elapsed = (timezone.now() - release.step_started_at).total_seconds()
-    deadline = plans.planned_seconds(step) + release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE)
-    if elapsed > deadline:
+    if elapsed > plans.planned_seconds(step) + _deadline(release):
         return _deadline_passed(release, f"{_step_label(release)} ({plans.describe_step(step)}) did not finish")
 
     kind = plans.step_kind(step)
@@ -318,10 +325,14 @@ def _promote(release: Release, why: str) -> None:
 # Failures
 
 
+def _deadline(release: Release) -> float:
+    """Return the seconds a step may take beyond its planned duration."""
+    return release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE)
+
+
 def _deadline_passed(release: Release, what: str, key_name: str = "deadline") -> float | None:
     """Fail and roll back, or pause, as the plan's on_deadline says."""
-    deadline = release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE)
-    reason = f"{what} within its progress deadline of {deadline:g} s"
+    reason = f"{what} within its progress deadline of {_deadline(release):g} s"
     if release.plan.get("on_deadline") == "pause":
         change_state(
             release,

@@ -205,9 +205,9 @@ def resume(release_id: int, *, actor=None, reason: str = "") -> Release:
         to_state = State.PROGRESSING
 
         if release.candidate_server is None or release.candidate_server.state != ModelServer.State.READY:
-            to_state = State.DEPLOYING
+            to_state = _state_for_candidate(release.candidate_server)
             fields.update(step_started_at=now, step_attempt=release.step_attempt + 1)
-            what = "resumed waiting for the candidate server"
+            what = "resumed starting the candidate server"
         elif release.pause_reason == Release.PauseReason.STEP:
             fields.update(step_index=release.step_index + 1, step_attempt=0, step_started_at=now)
             what = f"resumed the release after {_position(release)}"
@@ -470,6 +470,15 @@ def _locked_in(release_id: int, verb: str, states) -> Release:
             details={"state": release.state},
         )
     return release
+
+
+def _state_for_candidate(server: ModelServer | None) -> str:
+    """Return the state that continues starting the candidate from where `server` is."""
+    if server is None:
+        return State.APPROVED
+    if server.state == ModelServer.State.PENDING:
+        return State.BUILDING
+    return State.DEPLOYING
 
 
 def _require_ready_candidate(release: Release, verb: str) -> None:
