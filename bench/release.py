@@ -4,9 +4,9 @@ The script starts its own portal on PostgreSQL and Redis: gunicorn (2 workers),
 a Celery worker (concurrency 2), Celery beat and the gateway (2 worker
 processes, route polling every 0.2 s). It registers two versions of the demo
 breast-cancer model and releases them to one endpoint, with real model
-servers, while a separate load process sends 1-row predictions through the
-gateway at a fixed rate (open loop: a request every 1/rate seconds, whatever
-the responses do).
+servers. Meanwhile a separate load process sends 1-row predictions through the
+gateway at a fixed rate. The load is an open loop: a request every 1/rate
+seconds, whatever the responses do.
 
 Two measurements, under the same load:
 
@@ -101,6 +101,7 @@ class Stack:
             subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, env=self.env, cwd=REPO_ROOT, check=True)
 
     def stop(self) -> None:
+        """Stop the portal's processes, then the model servers the worker started in their own sessions."""
         for name, process in reversed(list(self.children.items())):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -109,6 +110,12 @@ class Stack:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+        from deployments.runtimes.local import LocalRuntime
+
+        runtime = LocalRuntime(Path(self.env["PORTAL_VAR_DIR"]) / "servers", code_dir=REPO_ROOT)
+        for handle in runtime.list_servers():
+            runtime.stop(handle, grace_seconds=5)
 
 
 def _wait_for(url: str, service: str) -> None:
@@ -120,7 +127,7 @@ def _wait_for(url: str, service: str) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise SystemExit(f"{service} did not respond at {url} within {STARTUP_TIMEOUT_SECONDS} s; see its log")
+    raise SystemExit(f"{service} did not respond at {url} within {STARTUP_TIMEOUT_SECONDS} s. Its log is in the logs folder.")
 
 
 def zip_folder(folder: Path, destination: Path) -> Path:
@@ -162,7 +169,7 @@ def api_token(env: dict[str, str]) -> str:
 
 
 def run_load(url: str, payload: dict, rate: float, stop, output: str) -> None:
-    """Send requests at `rate` per second until `stop` is set; write one JSON line per request."""
+    """Send requests at `rate` per second until `stop` is set, then write one JSON line per request."""
     asyncio.run(_load(url, payload, rate, stop, output))
 
 
@@ -272,7 +279,7 @@ class Portal:
             if done(body):
                 return body
             time.sleep(0.1)
-        raise SystemExit(f"Timed out waiting on {url}")
+        raise SystemExit(f"Timed out after {timeout:.0f} s waiting for {url} to reach the expected state")
 
 
 def wait_for_version(gateway_url: str, endpoint: str, payload: dict, version: int, timeout: float = 10) -> None:
@@ -288,18 +295,18 @@ def wait_for_version(gateway_url: str, endpoint: str, payload: dict, version: in
 # Measurements
 
 
-def traffic_changes(portal: Portal, endpoint: str, stable: int, candidate: int, pause: float) -> list[tuple[str, float]]:
-    """Run the switch, rollback, canary and rollback; return (phase name, wall time it starts) marks."""
+def traffic_changes(portal: Portal, endpoint: str, candidate: int, pause: float) -> list[tuple[str, float]]:
+    """Run the switch, rollback, canary and rollback, and return (phase name, wall time it starts) marks."""
     marks = [("stable only", time.time())]
     time.sleep(pause)
 
     switch = portal.release(endpoint, candidate)
-    marks += [(f"after blue/green switch to v{candidate}", _event_time(event)) for event in portal.traffic_events(switch["id"])]
+    marks += [("after blue/green switch to the candidate", _event_time(event)) for event in portal.traffic_events(switch["id"])]
     time.sleep(pause)
 
     sent = time.time()
     portal.rollback(switch["id"])
-    marks.append((f"after rollback to v{stable}", sent))
+    marks.append(("after rollback to the stable version", sent))
     time.sleep(pause)
 
     steps = [{"weight": 5}, {"pause": {"duration": pause}}, {"weight": 25}, {"pause": {"duration": pause}},
@@ -307,13 +314,13 @@ def traffic_changes(portal: Portal, endpoint: str, stable: int, candidate: int, 
     canary = portal.release(endpoint, candidate, strategy="canary", plan={"steps": steps})
     for event in portal.traffic_events(canary["id"]):
         weight = event["data"].get("canary_weight")
-        name = f"canary at {weight:g} %" if weight is not None else f"after canary promotion of v{candidate}"
+        name = f"canary at {weight:g} %" if weight is not None else "after the canary's promotion"
         marks.append((name, _event_time(event)))
     time.sleep(pause)
 
     sent = time.time()
     portal.rollback(canary["id"])
-    marks.append((f"after second rollback to v{stable}", sent))
+    marks.append(("after the second rollback", sent))
     time.sleep(pause)
     marks.append(("end", time.time()))
     return marks
@@ -340,7 +347,7 @@ def phase_table(records, marks, candidate: int) -> list[dict]:
 
 
 def rollback_latencies(portal: Portal, gateway_url: str, endpoint: str, payload: dict, stable: int, candidate: int, count: int) -> list[dict]:
-    """Release and roll back `count` times; return the rollback send times and API durations."""
+    """Release and roll back `count` times, and return the rollback send times and API durations."""
     rollbacks = []
     for _ in range(count):
         promoted = portal.release(endpoint, candidate)
@@ -390,7 +397,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second sent through the gateway")
     parser.add_argument("--rollbacks", type=int, default=20, help="number of timed rollbacks")
-    parser.add_argument("--pause", type=float, default=3.0, help="seconds each traffic phase lasts")
+    parser.add_argument("--pause", type=float, default=3.0, help="seconds each traffic phase lasts (canary pause steps and waits between changes)")
     parser.add_argument("--gateway-workers", type=int, default=2, help="gateway worker processes")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/mlops_portal_engine")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
@@ -400,6 +407,7 @@ def main() -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-release-"))
     log_dir = work_dir / "logs"
     log_dir.mkdir()
+    print(f"Logs of the portal's processes: {log_dir}")
     env = {
         **os.environ,
         "DJANGO_DEBUG": "true",
@@ -437,7 +445,7 @@ def main() -> int:
         url = f"{stack.gateway_url}/endpoints/{endpoint}/invocations"
         with Load(url, payload, options.rate, work_dir) as load:
             time.sleep(2.0)
-            marks = traffic_changes(portal, endpoint, stable, candidate, options.pause)
+            marks = traffic_changes(portal, endpoint, candidate, options.pause)
             rollbacks = rollback_latencies(portal, stack.gateway_url, endpoint, payload, stable, candidate, options.rollbacks)
         records = load.records()
     finally:

@@ -6,10 +6,11 @@ release's state and plan call for. It records the step, increments the run
 token and returns the delay until the next run with the new token, or None
 when the release needs no further run (it is final, or paused for a person).
 
-A worker can die at any point. Before the commit, the step's database changes
-roll back and the next run performs the step again; the runtime adopts a
-server that was already started. After the commit, the broker may deliver the
-same message again, but it carries an old token and is dropped. Either way a
+A worker can die at any point. If it dies before the commit, the step's
+database changes roll back and the next run performs the step again, and the
+runtime adopts a server that was already started. If it dies after the
+commit, the broker may deliver the same message again, but it carries an old
+token and is dropped. Either way a
 step's route change and event are stored once. Controller events carry a
 `step_key` as a second guard (see ReleaseEvent).
 """
@@ -35,14 +36,14 @@ logger = logging.getLogger("deployments.controller")
 State = Release.State
 
 # A run scheduled further ahead re-checks and schedules again. The broker
-# delivers a countdown task at once and the worker holds it unacknowledged
-# until it is due, so long countdowns would outlast the visibility timeout;
-# short ones also let the stall sweep notice a lost chain quickly.
+# delivers a countdown task at once and the worker keeps it unacknowledged
+# until it is due, so a long countdown would outlast the visibility timeout.
+# Short countdowns also let the stall sweep notice a lost chain quickly.
 MAX_DELAY_SECONDS = 30.0
 
 
 def advance(release_id: int, token: int | None = None) -> tuple[float, int] | None:
-    """Run the release's next step; return (seconds until the next run, its token), or None."""
+    """Run the release's next step and return (seconds until the next run, its token), or None."""
     with transaction.atomic():
         release = get_release_for_update(release_id)
         if token is not None and token != release.run_token:
@@ -198,7 +199,7 @@ def _steps_message(release: Release, steps: list[dict], preview, revision: int |
 
 
 def _progress(release: Release) -> float | None:
-    """Perform or check the current step; after the last one, promote."""
+    """Perform or check the current step, or promote after the last one."""
     steps = release.plan.get("steps") or []
     if release.step_index >= len(steps):
         return _promote(release, f"all {len(steps)} steps done")
@@ -277,7 +278,7 @@ def _analysis_step(release: Release, spec: dict) -> float | None:
         change_state(
             release,
             State.PAUSED,
-            f"{label}; paused until a person resumes (analyse again), promotes (skip the analysis) or aborts",
+            f"{label}. Paused until a person resumes (analyse again), promotes (skip the analysis) or aborts",
             kind="analysis",
             data=data,
             step_key=key,
@@ -292,7 +293,7 @@ def _analysis_step(release: Release, spec: dict) -> float | None:
     counted = f"failed analysis {release.failed_analyses} of at most {limit}"
     record_event(release, "analysis", f"{label} ({counted})", data=data, step_key=key)
     if release.failed_analyses >= limit:
-        return fail(release, f"{_step_label(release)}: {result.summary}; {counted}, so the release rolled back")
+        return fail(release, f"{_step_label(release)}: {result.summary}. This was {counted}, so the release rolled back")
 
     release.step_attempt += 1
     release.step_started_at = now
@@ -331,13 +332,13 @@ def _deadline(release: Release) -> float:
 
 
 def _deadline_passed(release: Release, what: str, key_name: str = "deadline") -> float | None:
-    """Fail and roll back, or pause, as the plan's on_deadline says."""
+    """Fail and roll back, or pause, as the plan's on_deadline sets."""
     reason = f"{what} within its progress deadline of {_deadline(release):g} s"
     if release.plan.get("on_deadline") == "pause":
         change_state(
             release,
             State.PAUSED,
-            f"{reason}; paused until a person resumes (restart the step), promotes or aborts",
+            f"{reason}. Paused until a person resumes (restart the step), promotes or aborts",
             kind="deadline",
             step_key=step_key(release, key_name, in_step=True),
             pause_reason=Release.PauseReason.DEADLINE,

@@ -50,7 +50,7 @@ def resume_stalled_releases() -> list[int]:
             stalled = release.next_run_at is not None and release.next_run_at < timezone.now() - grace
             if release.state in Release.RUNNING_STATES and stalled:
                 logger.warning(
-                    "Release %s (%s): controller run overdue since %s; resuming with a new chain",
+                    "Release %s (%s): controller run overdue since %s, resuming it with a new chain",
                     release.pk, release.state, release.next_run_at,
                 )
                 schedule_controller(release)
@@ -62,7 +62,7 @@ def scale_down(server_id: int) -> str:
     """Stop one server if its scale-down time has passed and no gateway still sends it requests.
 
     The server row stays locked until the state is STOPPING, so a rollback
-    that locks it afterwards sees that the server is going away and starts the
+    that locks it afterwards finds the server going away and starts the
     version again instead of routing traffic to it.
     """
     with transaction.atomic():
