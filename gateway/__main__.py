@@ -1,8 +1,9 @@
 """Command line: `python -m gateway --help`.
 
-Validates the options, then runs uvicorn with httptools and uvloop. With --workers above
-1, uvicorn's supervisor spawns the workers, and this process creates the temporary
-directory that prometheus_client's multiprocess mode shares between them.
+Validates the options, then runs uvicorn with uvloop and its httptools protocol, in a
+subclass that sends each response in one write (gateway/http_protocol.py). With
+--workers above 1, uvicorn's supervisor spawns the workers, and this process creates the
+temporary directory that prometheus_client's multiprocess mode shares between them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import orjson
 import uvicorn
 
+from gateway.http_protocol import CoalescingHttpToolsProtocol
 from gateway.logs import log, logging_config
 from gateway.routes import RouteTableError, parse_route_table
 from gateway.settings import Settings, SettingsError, build_parser, parse_settings
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=settings.port,
             workers=settings.workers,
             loop="uvloop",
-            http="httptools",
+            http=CoalescingHttpToolsProtocol,
             lifespan="on",
             access_log=False,
             server_header=False,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from typing import Any
 from urllib.parse import quote, unquote
@@ -45,11 +46,11 @@ class Gateway:
         self.table: RouteTable | None = None
         self.counters = counters.RequestCounters()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: proxy.ConnectionPool | None = None
         self._control_session: aiohttp.ClientSession | None = None
         self._reporter: CounterReporter | None = None
         self._tasks: list[asyncio.Task] = []
-        self._retry_logs: dict[tuple[str, str], RepeatedFailureLog] = {}
+        self._backend_failure_logs: dict[tuple[str, str], RepeatedFailureLog] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -114,7 +115,7 @@ class Gateway:
         """
         settings = self.settings
         counters.set_revision(-1)
-        self._session = proxy.create_session(settings.backend_timeout)
+        self._pool = proxy.ConnectionPool(settings.backend_timeout)
         self._control_session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=PORTAL_TIMEOUT_SECONDS)
         )
@@ -158,8 +159,8 @@ class Gateway:
         if self._reporter is not None:
             await self._reporter.report_once()
 
-        if self._session is not None:
-            await self._session.close()
+        if self._pool is not None:
+            self._pool.close()
         if self._control_session is not None:
             await self._control_session.close()
 
@@ -223,51 +224,66 @@ class Gateway:
 
         request_headers: list[tuple[bytes, bytes]] = scope["headers"]
         backend = endpoint.choose(dict(request_headers))
-        name_header = [(b"x-endpoint", endpoint_name.encode())]
         if backend is None:
             counters.record_unrouted("no_backend")
-            await _send_json(
-                send, 503, {"error": f"endpoint {endpoint_name!r} has no backend with traffic"}, name_header
-            )
+            message = {"error": f"endpoint {endpoint_name!r} has no backend with traffic"}
+            await _send_json(send, 503, message, [(b"x-endpoint", endpoint_name.encode())])
             return
 
-        body = await _read_body(receive)
-        method = scope["method"]
-        headers = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in request_headers
-            if name not in proxy.REQUEST_HEADERS_NOT_FORWARDED
-        ]
-        query = scope.get("query_string", b"").decode("latin-1")
-
         try:
-            status, response_headers, response_body = await proxy.send_request(
-                self._session, method, _backend_url(backend, model_tail, query), headers, body
-            )
+            body = await _read_body(receive)
+        except _ClientDisconnected:
+            # No client is left to respond to, and no backend has seen the request.
+            return
+
+        forwarded_headers = [
+            header for header in request_headers if header[0] not in proxy.REQUEST_HEADERS_NOT_FORWARDED
+        ]
+        request = _BackendRequest(
+            method=scope["method"].encode("ascii"),
+            model_tail=model_tail,
+            query=scope.get("query_string", b""),
+            headers=forwarded_headers,
+            body=body,
+        )
+
+        backend, outcome = await self._request_with_retry(endpoint, backend, request)
+        if isinstance(outcome, proxy.BackendFailure):
+            await self._send_failure(send, endpoint_name, backend, outcome, started)
+            return
+
+        response = outcome
+        self.counters.record(endpoint_name, backend, response.status, time.perf_counter() - started)
+
+        response_headers = response.headers
+        response_headers.append((b"content-length", b"%d" % len(response.body)))
+        response_headers.append((b"x-model-version", b"%d" % backend.version))
+        response_headers.append((b"x-endpoint", endpoint_name.encode()))
+        await _send(send, response.status, response_headers, response.body)
+
+    async def _request_with_retry(
+        self, endpoint: Endpoint, backend: Backend, request: _BackendRequest
+    ) -> tuple[Backend, proxy.Response | proxy.BackendFailure]:
+        """Send the request, and once more to a backend from `_choose_retry` if the connection failed early.
+
+        Returns the backend that was tried last, with its response or its failure.
+        """
+        try:
+            return backend, await self._pool.request(backend.url, *request.for_backend(backend))
         except proxy.BackendFailure as failure:
             if not failure.retryable:
-                await self._send_failure(send, endpoint_name, backend, failure, started)
-                return
+                return backend, failure
+            first_failure = failure
 
-            failed = backend
-            backend = self._choose_retry(endpoint, failed)
-            self._log_retry(endpoint_name, failed, backend, failure)
-            self.counters.record_retry(endpoint_name, failed)
+        failed = backend
+        backend = self._choose_retry(endpoint, failed)
+        self._log_retry(endpoint.name, failed, backend, first_failure)
+        self.counters.record_retry(endpoint.name, failed)
 
-            try:
-                status, response_headers, response_body = await proxy.send_request(
-                    self._session, method, _backend_url(backend, model_tail, query), headers, body
-                )
-            except proxy.BackendFailure as second_failure:
-                await self._send_failure(send, endpoint_name, backend, second_failure, started)
-                return
-
-        self.counters.record(endpoint_name, backend, status, time.perf_counter() - started)
-
-        response_headers.append((b"content-length", str(len(response_body)).encode()))
-        response_headers.append((b"x-model-version", str(backend.version).encode()))
-        response_headers.append((b"x-endpoint", endpoint_name.encode()))
-        await _send(send, status, response_headers, response_body)
+        try:
+            return backend, await self._pool.request(backend.url, *request.for_backend(backend))
+        except proxy.BackendFailure as failure:
+            return backend, failure
 
     def _choose_retry(self, endpoint: Endpoint, failed: Backend) -> Backend:
         """Pick the retry backend from the newest table, which may have dropped `failed` already."""
@@ -277,18 +293,22 @@ class Gateway:
             current = endpoint
         return current.choose_retry(failed)
 
+    def _backend_failure_log(self, endpoint_name: str, backend: Backend) -> RepeatedFailureLog:
+        """Return the rate-limited log for one backend, so a dead backend under load logs a few lines."""
+        key = (endpoint_name, backend.key)
+        failure_log = self._backend_failure_logs.get(key)
+        if failure_log is None:
+            failure_log = RepeatedFailureLog(
+                f"request to endpoint {endpoint_name!r} backend {backend.key} "
+                f"(server {backend.server_id}, version {backend.version})"
+            )
+            self._backend_failure_logs[key] = failure_log
+        return failure_log
+
     def _log_retry(
         self, endpoint_name: str, failed: Backend, retry: Backend, failure: proxy.BackendFailure
     ) -> None:
-        key = (endpoint_name, failed.key)
-        retry_log = self._retry_logs.get(key)
-        if retry_log is None:
-            retry_log = RepeatedFailureLog(
-                f"request to endpoint {endpoint_name!r} backend {failed.key} "
-                f"(server {failed.server_id}, version {failed.version})"
-            )
-            self._retry_logs[key] = retry_log
-        retry_log.failure(
+        self._backend_failure_log(endpoint_name, failed).failure(
             f"{failure}; retrying on {retry.key} (server {retry.server_id}, version {retry.version})"
         )
 
@@ -298,10 +318,7 @@ class Gateway:
         self.counters.record(endpoint_name, backend, 0, time.perf_counter() - started)
 
         status = 504 if failure.timed_out else 502
-        log.warning(
-            "request to endpoint %r backend %s (server %s, version %s) failed with %d: %s",
-            endpoint_name, backend.key, backend.server_id, backend.version, status, failure,
-        )
+        self._backend_failure_log(endpoint_name, backend).failure(f"{failure}; responded with {status}")
         message = (
             f"backend {backend.key} (server {backend.server_id}, version {backend.version}) "
             f"of endpoint {endpoint_name!r} did not answer: {failure}"
@@ -309,20 +326,38 @@ class Gateway:
         await _send_json(send, status, {"error": message}, [(b"x-endpoint", endpoint_name.encode())])
 
 
-def _backend_url(backend: Backend, model_tail: str | None, query: str) -> str:
-    if model_tail is None:
-        url = backend.url + "/invocations"
-    else:
-        url = backend.url + _MODELS_PREFIX + quote(backend.model_name, safe="") + model_tail
-    if query:
-        url += "?" + query
-    return url
+@dataclasses.dataclass(slots=True)
+class _BackendRequest:
+    """The parts of a client request that go to whichever backend is chosen."""
+
+    method: bytes
+    model_tail: str | None
+    query: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    def for_backend(self, backend: Backend) -> tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]:
+        """Return method, percent-encoded target, headers and body for ConnectionPool.request."""
+        if self.model_tail is None:
+            target = b"/invocations"
+        else:
+            target = (_MODELS_PREFIX + quote(backend.model_name, safe="") + self.model_tail).encode("latin-1")
+        if self.query:
+            target += b"?" + self.query
+        return self.method, target, self.headers, self.body
+
+
+class _ClientDisconnected(Exception):
+    """The client closed the connection before its request body was complete."""
 
 
 async def _read_body(receive: Any) -> bytes:
+    """Read the whole request body, or raise _ClientDisconnected."""
     # NOTE: the whole request body is kept in memory and the gateway sets no size limit.
     # Put a limit in front of it if clients may send very large batches.
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _ClientDisconnected
     body = message.get("body", b"")
     if not message.get("more_body", False):
         return body
@@ -330,6 +365,8 @@ async def _read_body(receive: Any) -> bytes:
     chunks = [body]
     while message.get("more_body", False):
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientDisconnected
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
 

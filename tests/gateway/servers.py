@@ -284,7 +284,7 @@ class GatewayProcess:
         return Path(self._log.name).read_text(errors="replace")
 
     def stop(self) -> int:
-        """Send SIGTERM to the gateway and wait for it to exit, killing it after 15 s."""
+        """Send SIGTERM to the gateway, wait for it to exit (killing it after 15 s) and delete its log."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -293,6 +293,7 @@ class GatewayProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
         return self.process.returncode
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
 import types
 from collections.abc import Iterator
 
@@ -88,6 +90,14 @@ def test_metadata_routes_rewritten(served):
     assert ready.json()["path"] == "/v2/models/iris-model/ready"
 
 
+def test_head_request_answered(served):
+    response = served.client.head("/v2/models/iris")
+
+    assert response.status_code == 200
+    assert response.headers["x-model-version"] == "3"
+    assert response.content == b""
+
+
 def test_invocations_rewritten(served):
     response = served.client.post("/endpoints/iris/invocations", content=b'{"dataframe_split": {}}')
 
@@ -95,6 +105,16 @@ def test_invocations_rewritten(served):
     assert response.json()["path"] == "/invocations"
     assert response.json()["body"] == '{"dataframe_split": {}}'
     assert response.headers["x-model-version"] == "3"
+
+
+def test_partial_body_not_forwarded(served):
+    requests_before = served.stable.requests
+    with socket.create_connection(("127.0.0.1", served.gateway.port)) as client:
+        client.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nhost: gateway\r\ncontent-length: 1000\r\n\r\n{")
+    time.sleep(0.3)
+    served.client.get("/v2/health/live")
+
+    assert served.stable.requests == requests_before
 
 
 def test_query_string_forwarded(served):
@@ -171,6 +191,14 @@ def test_unreachable_backend_502(served):
     assert response.status_code == 502
     assert "backend s20 (server 20, version 7) of endpoint 'unreachable' did not answer" in response.json()["error"]
     assert "connection failed" in response.json()["error"]
+
+
+def test_unreachable_backend_log_rate_limited(served):
+    statuses = {served.client.post("/v2/models/unreachable/infer", content=BODY).status_code for _ in range(20)}
+    failure_lines = [line for line in served.gateway.log().splitlines() if "backend s20 (server 20, version 7)" in line]
+
+    assert statuses == {502}
+    assert 1 <= len(failure_lines) <= 2
 
 
 def test_slow_backend_504(served):
