@@ -15,10 +15,16 @@ Two measurements, under the same load:
    between two route changes reports its requests, failed requests (any status
    but 200, or no response) and the share the candidate served.
 2. Rollback latency, repeated: release the second version (blue/green), then
-   roll it back. The latency is from sending the rollback request to the point
-   after which every request sent got the stable version, on every gateway
-   process. It is an upper bound: the switch happened between the last request
-   answered by the candidate and the next request sent (1/rate later).
+   roll it back. Two figures per rollback, both from sending the rollback
+   request:
+   - until every gateway process logged that it applied the rollback's route
+     revision, after which each new request goes to the stable version;
+   - as clients see it: until the point after which every request sent got
+     the stable version. This is an upper bound, because the switch happened
+     between the last request that the candidate served and the next request
+     sent (1/rate later). Requests that wait in queues on a busy machine are
+     routed later than they were sent, so this figure can be lower than the
+     first one, down to 0.
 
 Run from the repository root, with PostgreSQL and Redis on 127.0.0.1::
 
@@ -38,6 +44,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -346,18 +353,40 @@ def phase_table(records, marks, candidate: int) -> list[dict]:
     return rows
 
 
-def rollback_latencies(portal: Portal, gateway_url: str, endpoint: str, payload: dict, stable: int, candidate: int, count: int) -> list[dict]:
-    """Release and roll back `count` times, and return the rollback send times and API durations."""
+def rollback_latencies(portal: Portal, gateway_url: str, endpoint: str, payload: dict, candidate: int, count: int) -> list[dict]:
+    """Release and roll back `count` times, and return each rollback's send times, API duration and route revision."""
     rollbacks = []
     for _ in range(count):
         promoted = portal.release(endpoint, candidate)
         wait_for_version(gateway_url, endpoint, payload, candidate)
         time.sleep(1.0)
-        sent = time.monotonic()
+        sent, sent_wall = time.monotonic(), time.time()
         portal.rollback(promoted["id"])
-        rollbacks.append({"release": promoted["id"], "sent": sent, "api_seconds": time.monotonic() - sent})
+        api_seconds = time.monotonic() - sent
+        revision = next(event["data"]["revision"] for event in portal.traffic_events(promoted["id"]) if event["kind"] == "rollback")
+        rollbacks.append({"release": promoted["id"], "sent": sent, "sent_wall": sent_wall, "api_seconds": api_seconds, "revision": revision})
         time.sleep(1.5)
     return rollbacks
+
+
+def gateway_apply_seconds(gateway_log: Path, rollbacks: list[dict], processes: int) -> list[float | None]:
+    """For each rollback, return seconds from sending it until every gateway process logged its revision applied.
+
+    None when fewer than `processes` processes logged it.
+    """
+    applied: dict[int, dict[str, float]] = {}
+    pattern = re.compile(r"^(\S+ \S+) INFO \[(\d+)\] gateway: route table revision (\d+) applied")
+    for line in gateway_log.read_text(errors="replace").splitlines():
+        match = pattern.match(line)
+        if match:
+            moment = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            applied.setdefault(int(match.group(3)), {})[match.group(2)] = moment
+
+    seconds = []
+    for rollback in rollbacks:
+        by_process = applied.get(rollback["revision"], {})
+        seconds.append(max(by_process.values()) - rollback["sent_wall"] if len(by_process) >= processes else None)
+    return seconds
 
 
 def rollback_figures(records, rollbacks, stable: int, window: float = 1.5) -> list[float]:
@@ -446,13 +475,15 @@ def main() -> int:
         with Load(url, payload, options.rate, work_dir) as load:
             time.sleep(2.0)
             marks = traffic_changes(portal, endpoint, candidate, options.pause)
-            rollbacks = rollback_latencies(portal, stack.gateway_url, endpoint, payload, stable, candidate, options.rollbacks)
+            rollbacks = rollback_latencies(portal, stack.gateway_url, endpoint, payload, candidate, options.rollbacks)
         records = load.records()
     finally:
         stack.stop()
 
     phases = phase_table(records, marks, candidate)
     latencies = rollback_figures(records, rollbacks, stable)
+    applied = gateway_apply_seconds(log_dir / "gateway.log", rollbacks, options.gateway_workers)
+    applied_known = [value for value in applied if value is not None]
     sent_seconds = max(record[0] for record in records) - min(record[0] for record in records)
     result = {
         "date": started.isoformat(timespec="seconds"),
@@ -466,6 +497,10 @@ def main() -> int:
         "phases": phases,
         "rollback_seconds": [round(value, 4) for value in latencies],
         "rollback_api_seconds": [round(rollback["api_seconds"], 4) for rollback in rollbacks],
+        "rollback_gateway_seconds": [None if value is None else round(value, 4) for value in applied],
+        "rollback_gateway_p50": round(statistics.median(applied_known), 4),
+        "rollback_gateway_p95": round(percentile(applied_known, 0.95), 4),
+        "rollback_gateway_max": round(max(applied_known), 4),
         "rollback_p50": round(statistics.median(latencies), 4),
         "rollback_p95": round(percentile(latencies, 0.95), 4),
         "rollback_max": round(max(latencies), 4),
@@ -486,12 +521,14 @@ def print_summary(result: dict) -> None:
     for row in result["phases"]:
         share = "" if row["candidate_share"] is None else f"{row['candidate_share'] * 100:.1f} %"
         print(f"| {row['phase']} | {row['seconds']} | {row['requests']} | {row['failed']} | {share} |")
-    print(
-        f"\nRollback to all traffic on stable ({len(result['rollback_seconds'])} rollbacks): "
-        f"p50 {result['rollback_p50'] * 1000:.0f} ms, p95 {result['rollback_p95'] * 1000:.0f} ms, "
-        f"max {result['rollback_max'] * 1000:.0f} ms; API call p50 "
-        f"{statistics.median(result['rollback_api_seconds']) * 1000:.0f} ms"
-    )
+    rollbacks = len(result["rollback_seconds"])
+    print(f"\nRollback request until every gateway process applied it ({rollbacks} rollbacks): "
+          f"p50 {result['rollback_gateway_p50'] * 1000:.0f} ms, p95 {result['rollback_gateway_p95'] * 1000:.0f} ms, "
+          f"max {result['rollback_gateway_max'] * 1000:.0f} ms")
+    print(f"Rollback request until every request sent got the stable version: "
+          f"p50 {result['rollback_p50'] * 1000:.0f} ms, p95 {result['rollback_p95'] * 1000:.0f} ms, "
+          f"max {result['rollback_max'] * 1000:.0f} ms")
+    print(f"Rollback API call: p50 {statistics.median(result['rollback_api_seconds']) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
