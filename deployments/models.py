@@ -125,6 +125,8 @@ class Release(models.Model):
         State.PROGRESSING,
         State.PAUSED,
     )
+    # Active states that the controller advances by itself. A paused release waits for a person.
+    RUNNING_STATES = (State.APPROVED, State.BUILDING, State.DEPLOYING, State.PROGRESSING)
     OPEN_STATES = (State.DRAFT, State.AWAITING_APPROVAL, *ACTIVE_STATES)
     FINAL_STATES = (State.PROMOTED, State.FAILED, State.ABORTED, State.ROLLED_BACK, State.REJECTED)
 
@@ -143,12 +145,12 @@ class Release(models.Model):
         DEADLINE = "deadline", "Progress deadline passed"
 
     state = models.CharField(max_length=24, choices=State.choices, default=State.DRAFT)
-    # Position in plan["steps"]; equal to len(steps) once every step is done.
+    # Position in plan["steps"], equal to len(steps) once every step is done.
     step_index = models.PositiveIntegerField(default=0)
     # Starts of the current step: an analysis that failed below the failure
     # limit, or that a person resumed, runs again with the next number.
     step_attempt = models.PositiveIntegerField(default=0)
-    # Runs of the whole release; `retry` starts the next one.
+    # Runs of the whole release, counted from 1. `retry` starts the next one.
     attempt = models.PositiveIntegerField(default=1)
     failed_analyses = models.PositiveIntegerField(default=0)
     canary_weight = models.DecimalField(max_digits=4, decimal_places=1, default=0)
@@ -241,7 +243,7 @@ class RouteBackend(models.Model):
     weight = models.DecimalField(max_digits=4, decimal_places=1)
     role = models.CharField(max_length=16, choices=Role.choices)
     # Requests whose header `preview_header` equals `preview_value` reach this
-    # backend whatever its weight; at most one backend per endpoint has one.
+    # backend whatever its weight. At most one backend per endpoint has one.
     preview_header = models.CharField(max_length=100, blank=True)
     preview_value = models.CharField(max_length=200, blank=True)
 

@@ -2,7 +2,7 @@
 
 Tasks are acknowledged after they finish (CELERY_TASK_ACKS_LATE) and given
 back to the broker when their worker process dies, so a lost run is delivered
-again; the run token in the controller makes a second delivery harmless.
+again. The run token in the controller makes a second delivery harmless.
 """
 
 import logging
@@ -20,7 +20,7 @@ logger = logging.getLogger("deployments.tasks")
 # How often a server whose scale-down is due checks again whether every
 # gateway has stopped sending it requests.
 GATEWAY_WAIT_RETRY_SECONDS = 0.5
-# Longer waits are split into checks this far apart, because the broker holds
+# Longer waits are split into checks this far apart, because the broker keeps
 # a countdown task unacknowledged and redelivers it after its visibility timeout.
 MAX_SCALE_DOWN_COUNTDOWN = 30.0
 
@@ -36,9 +36,9 @@ def advance_release(release_id: int, token: int | None = None) -> None:
     try:
         result = controller.advance(release_id, token)
     except SoftTimeLimitExceeded:
-        # The step's transaction rolled back; the stall sweep starts a new chain.
+        # The step's transaction rolled back, and the stall sweep starts a new chain.
         logger.error(
-            "Release %s: a controller step ran longer than %.0f s and was stopped; the stall sweep resumes it",
+            "Release %s: a controller step ran longer than %.0f s and was stopped, so the stall sweep resumes it",
             release_id, settings.PORTAL_CONTROLLER_STEP_TIMEOUT,
         )
         return
@@ -50,7 +50,7 @@ def advance_release(release_id: int, token: int | None = None) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def scale_down_server(server_id: int) -> None:
-    """Stop a server once its scale-down time has come and no gateway routes to it; retry until then."""
+    """Stop a server once its scale-down time has come and no gateway routes to it, checking again until then."""
     outcome = sweeps.scale_down(server_id)
     if outcome == sweeps.WAITING_FOR_GATEWAYS:
         scale_down_server.apply_async((server_id,), countdown=GATEWAY_WAIT_RETRY_SECONDS)

@@ -303,7 +303,7 @@ PORTAL_CONTROLLER_INTERVAL = env_float("PORTAL_CONTROLLER_INTERVAL", 0.5, minimu
 # A release step (readiness wait, canary step, analysis) that takes longer than
 # its planned duration plus this many seconds fails or pauses the release.
 PORTAL_PROGRESS_DEADLINE = env_float("PORTAL_PROGRESS_DEADLINE", 600.0, minimum=1.0)
-# The periodic sweep resumes an active release whose next controller run is
+# The periodic sweep resumes a running release whose next controller run is
 # this many seconds overdue, because the worker that held it died.
 PORTAL_STALL_GRACE = env_float("PORTAL_STALL_GRACE", 15.0, minimum=1.0)
 # One controller run (one release step) is stopped after this many seconds and

@@ -90,7 +90,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return Response(ReleaseSerializer(release).data, status=status.HTTP_201_CREATED)
 
     def _act(self, request, pk, service):
-        """Validate the reason, call the release action and return the release; 409 when the state forbids it."""
+        """Validate the reason, call the release action and return the release (409 when the state forbids the action)."""
         serializer = ActionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         release = service(int(pk), actor=request.user, reason=serializer.validated_data["reason"])
@@ -123,7 +123,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
     @action(detail=True, methods=["post"])
     def abort(self, request, pk=None):
-        """Send all traffic back to the stable version at once; the candidate keeps running for inspection."""
+        """Send all traffic back to the stable version at once, keeping the candidate running for inspection."""
         return self._act(request, pk, releases.abort)
 
     @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)

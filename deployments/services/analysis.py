@@ -1,9 +1,9 @@
 """Judging a candidate from the gateways' counters over an analysis window.
 
-An analysis passes when every metric check passes, fails when any check fails,
-and is inconclusive when the candidate served fewer than `min_requests`
-requests (or, for a check relative to the stable version, the stable version
-did): too few requests to judge, so the controller pauses for a person.
+An analysis passes when every metric check passes and fails when any check
+fails. It is inconclusive when the candidate served fewer than `min_requests`
+requests, or the stable version did for a check relative to it. Too few
+requests cannot be judged, so the controller pauses for a person.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ release's state and plan call for. It records the step, increments the run
 token and returns the delay until the next run with the new token, or None
 when the release needs no further run (it is final, or paused for a person).
 
-A worker can die at any point. Before the commit, the step's database changes
-roll back and the next run performs the step again; the runtime adopts a
-server that was already started. After the commit, the broker may deliver the
-same message again, but it carries an old token and is dropped. Either way a
+A worker can die at any point. If it dies before the commit, the step's
+database changes roll back and the next run performs the step again, and the
+runtime adopts a server that was already started. If it dies after the
+commit, the broker may deliver the same message again, but it carries an old
+token and is dropped. Either way a
 step's route change and event are stored once. Controller events carry a
 `step_key` as a second guard (see ReleaseEvent).
 """
@@ -35,14 +36,14 @@ logger = logging.getLogger("deployments.controller")
 State = Release.State
 
 # A run scheduled further ahead re-checks and schedules again. The broker
-# delivers a countdown task at once and the worker holds it unacknowledged
-# until it is due, so long countdowns would outlast the visibility timeout;
-# short ones also let the stall sweep notice a lost chain quickly.
+# delivers a countdown task at once and the worker keeps it unacknowledged
+# until it is due, so a long countdown would outlast the visibility timeout.
+# Short countdowns also let the stall sweep notice a lost chain quickly.
 MAX_DELAY_SECONDS = 30.0
 
 
 def advance(release_id: int, token: int | None = None) -> tuple[float, int] | None:
-    """Run the release's next step; return (seconds until the next run, its token), or None."""
+    """Run the release's next step and return (seconds until the next run, its token), or None."""
     with transaction.atomic():
         release = get_release_for_update(release_id)
         if token is not None and token != release.run_token:
@@ -100,9 +101,17 @@ def _start(release: Release) -> float:
     return 0
 
 
-def _build(release: Release) -> float:
-    """Prepare and start the candidate server, then wait for it in deploying."""
+def _build(release: Release) -> float | None:
+    """Prepare and start the candidate server, then wait for it in deploying.
+
+    Preparing can take minutes (a container image build). A run that outlasts
+    the task's time limit rolls back and runs again, so the progress deadline
+    is what ends a build that never finishes.
+    """
     server = release.candidate_server
+    waited = (timezone.now() - release.step_started_at).total_seconds()
+    if server.state == ModelServer.State.PENDING and waited > _deadline(release):
+        return _deadline_passed(release, f"Preparing server {server.pk} did not finish", "build-deadline")
     if server.state == ModelServer.State.PENDING:
         servers.start_server(server)
 
@@ -173,7 +182,7 @@ def _wait_for_ready(release: Release, detail: str) -> float | None:
             f"Server {release.candidate_server_id} was not ready after "
             f"{settings.PORTAL_SERVER_READY_TIMEOUT:.0f} s ({detail}).",
         )
-    if waited > release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE):
+    if waited > _deadline(release):
         return _deadline_passed(release, f"Server {release.candidate_server_id} was not ready ({detail})", "deploy-deadline")
     return settings.PORTAL_CONTROLLER_INTERVAL
 
@@ -190,15 +199,14 @@ def _steps_message(release: Release, steps: list[dict], preview, revision: int |
 
 
 def _progress(release: Release) -> float | None:
-    """Perform or check the current step; after the last one, promote."""
+    """Perform or check the current step, or promote after the last one."""
     steps = release.plan.get("steps") or []
     if release.step_index >= len(steps):
         return _promote(release, f"all {len(steps)} steps done")
 
     step = steps[release.step_index]
     elapsed = (timezone.now() - release.step_started_at).total_seconds()
-    deadline = plans.planned_seconds(step) + release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE)
-    if elapsed > deadline:
+    if elapsed > plans.planned_seconds(step) + _deadline(release):
         return _deadline_passed(release, f"{_step_label(release)} ({plans.describe_step(step)}) did not finish")
 
     kind = plans.step_kind(step)
@@ -270,7 +278,7 @@ def _analysis_step(release: Release, spec: dict) -> float | None:
         change_state(
             release,
             State.PAUSED,
-            f"{label}; paused until a person resumes (analyse again), promotes (skip the analysis) or aborts",
+            f"{label}. Paused until a person resumes (analyse again), promotes (skip the analysis) or aborts",
             kind="analysis",
             data=data,
             step_key=key,
@@ -285,7 +293,7 @@ def _analysis_step(release: Release, spec: dict) -> float | None:
     counted = f"failed analysis {release.failed_analyses} of at most {limit}"
     record_event(release, "analysis", f"{label} ({counted})", data=data, step_key=key)
     if release.failed_analyses >= limit:
-        return fail(release, f"{_step_label(release)}: {result.summary}; {counted}, so the release rolled back")
+        return fail(release, f"{_step_label(release)}: {result.summary}. This was {counted}, so the release rolled back")
 
     release.step_attempt += 1
     release.step_started_at = now
@@ -318,15 +326,19 @@ def _promote(release: Release, why: str) -> None:
 # Failures
 
 
+def _deadline(release: Release) -> float:
+    """Return the seconds a step may take beyond its planned duration."""
+    return release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE)
+
+
 def _deadline_passed(release: Release, what: str, key_name: str = "deadline") -> float | None:
-    """Fail and roll back, or pause, as the plan's on_deadline says."""
-    deadline = release.plan.get("progress_deadline", settings.PORTAL_PROGRESS_DEADLINE)
-    reason = f"{what} within its progress deadline of {deadline:g} s"
+    """Fail and roll back, or pause, as the plan's on_deadline sets."""
+    reason = f"{what} within its progress deadline of {_deadline(release):g} s"
     if release.plan.get("on_deadline") == "pause":
         change_state(
             release,
             State.PAUSED,
-            f"{reason}; paused until a person resumes (restart the step), promotes or aborts",
+            f"{reason}. Paused until a person resumes (restart the step), promotes or aborts",
             kind="deadline",
             step_key=step_key(release, key_name, in_step=True),
             pause_reason=Release.PauseReason.DEADLINE,

@@ -69,7 +69,7 @@ def change_state(
     """Move a locked release to a new state, set `fields` on it, and record the transition as one event.
 
     `kind` names what caused the change, such as "pause" for a person's action
-    or "analysis" for a failed analysis; plain controller progress is "state".
+    or "analysis" for a failed analysis. Plain controller progress is "state".
     """
     from_state = release.state
     release.state = to_state

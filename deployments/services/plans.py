@@ -1,11 +1,11 @@
 """Checking release plans and analysis settings when a release is created.
 
 `normalize` turns the plan and analysis that a client sent into the form the
-controller runs: a canary plan becomes an explicit list of steps (a linear plan
-is expanded), a blue/green plan becomes the steps that run before its switch,
-and every default is filled in. Anything invalid raises InvalidInput whose
-`field` is the path of the bad value, such as ``plan.steps[2].weight``, and
-whose message names the step and the rule it breaks.
+controller runs, with every default filled in. A canary plan becomes an
+explicit list of steps, and a linear plan is expanded into one. A blue/green
+plan becomes the steps that run before its switch. Anything invalid raises
+InvalidInput whose `field` is the path of the bad value, such as
+``plan.steps[2].weight``, and whose message names the step and the rule.
 
 Step forms, in release.plan["steps"]:
 
@@ -40,7 +40,7 @@ DEFAULT_FAILURE_LIMIT = 1
 
 ON_DEADLINE = ("rollback", "pause")
 
-# Metric name → what it measures; latencies are in milliseconds.
+# Metric names and what each measures. Latencies are in milliseconds.
 METRICS = {
     "error_rate": "fraction of requests answered with a 5xx status or not at all, from 0 to 1",
     "latency_p50_ms": "median latency in milliseconds",
@@ -66,7 +66,7 @@ def normalize(strategy: str, plan: dict | None, analysis: dict | None) -> tuple[
 
     allowed = _PLAN_KEYS.get(strategy)
     if allowed is None:
-        raise InvalidInput(f"Unknown strategy {strategy!r}; use blue_green or canary.", field="strategy")
+        raise InvalidInput(f"Unknown strategy {strategy!r}. Use blue_green or canary.", field="strategy")
     _reject_unknown_keys(plan, allowed, "plan", f"a {strategy} plan")
 
     normalized = {
@@ -165,7 +165,7 @@ def _canary_steps(plan: dict, analysis_spec: dict) -> dict:
 
     if analysis_spec and not any(step_kind(step) == "analysis" for step in steps):
         raise InvalidInput(
-            "analysis is set but no step of plan.steps runs it; add an analysis step such as "
+            "analysis is set, but no step of plan.steps runs it. Add an analysis step such as "
             '{"analysis": {}} where the check should happen, or leave out analysis.',
             field="analysis",
         )
@@ -177,7 +177,7 @@ def _explicit_steps(raw_steps, analysis_spec: dict) -> list[dict]:
         raise InvalidInput("plan.steps must be a non-empty list of steps.", field="plan.steps")
     if len(raw_steps) > MAX_STEPS:
         raise InvalidInput(
-            f"plan.steps has {len(raw_steps)} steps; the maximum is {MAX_STEPS}.", field="plan.steps"
+            f"plan.steps has {len(raw_steps)} steps, more than the maximum of {MAX_STEPS}.", field="plan.steps"
         )
     return [_step(raw, index, analysis_spec) for index, raw in enumerate(raw_steps)]
 
@@ -189,7 +189,7 @@ def _step(raw, index: int, analysis_spec: dict) -> dict:
     if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in kinds:
         raise InvalidInput(
             f"{label} must be an object with exactly one of weight, pause and analysis, "
-            f'such as {{"weight": 10}}, {{"pause": {{"duration": 60}}}} or {{"analysis": {{}}}}; got {raw!r}.',
+            f'such as {{"weight": 10}}, {{"pause": {{"duration": 60}}}} or {{"analysis": {{}}}}, got {raw!r}.',
             field=field,
         )
 
@@ -208,8 +208,8 @@ def _step(raw, index: int, analysis_spec: dict) -> dict:
     _reject_unknown_keys(overrides, _STEP_ANALYSIS_KEYS, f"{field}.analysis", "an analysis step")
     if not analysis_spec and "metrics" not in overrides:
         raise InvalidInput(
-            f"{label} is an analysis step, but neither the step nor the release's analysis has metrics; "
-            'give analysis.metrics, for example [{"metric": "error_rate", "max": 0.01}].',
+            f"{label} is an analysis step, but neither the step nor the release's analysis has metrics. "
+            'Give analysis.metrics, for example [{"metric": "error_rate", "max": 0.01}].',
             field=f"{field}.analysis",
         )
     return {"analysis": _step_analysis(overrides, analysis_spec, f"{field}.analysis")}
@@ -221,7 +221,7 @@ def _linear(raw) -> dict:
     for key in ("step_weight", "interval"):
         if key not in linear:
             raise InvalidInput(
-                f"plan.linear.{key} is missing; a linear plan needs step_weight (percent added per step) "
+                f"plan.linear.{key} is missing. A linear plan needs step_weight (percent added per step) "
                 "and interval (seconds per step).",
                 field=f"plan.linear.{key}",
             )
@@ -235,7 +235,7 @@ def _linear(raw) -> dict:
     weights = math.ceil(Decimal(100) / step_weight) - 1
     if 2 * weights > MAX_STEPS:
         raise InvalidInput(
-            f"plan.linear.step_weight {step_weight} makes {weights} traffic steps; the maximum is "
+            f"plan.linear.step_weight {step_weight} makes {weights} traffic steps, more than the maximum of "
             f"{MAX_STEPS // 2}, so use a step weight of at least {Decimal(100) / (MAX_STEPS // 2 + 1):.1f}.",
             field="plan.linear.step_weight",
         )
@@ -245,7 +245,7 @@ def _linear(raw) -> dict:
 
 
 def _expand_linear(linear: dict, analysis_spec: dict) -> list[dict]:
-    """Expand to weight, wait, weight, wait... below 100 %; the promotion then sends 100 %.
+    """Expand to weight, wait, weight, wait, up to the last weight below 100 %; the promotion sends 100 %.
 
     With analysis metrics each wait is an analysis over the interval, else a pause.
     """
@@ -271,7 +271,7 @@ def normalize_analysis(raw, field: str) -> dict:
     _reject_unknown_keys(spec, _ANALYSIS_KEYS, field, "analysis")
     if "metrics" not in spec:
         raise InvalidInput(
-            f'{field}.metrics is missing; give at least one check such as {{"metric": "error_rate", "max": 0.01}}.',
+            f'{field}.metrics is missing. Give at least one check such as {{"metric": "error_rate", "max": 0.01}}.',
             field=f"{field}.metrics",
         )
 
@@ -316,7 +316,7 @@ def _metric(raw, field: str) -> dict:
     name = check.get("metric")
     if name not in METRICS:
         known = ", ".join(METRICS)
-        raise InvalidInput(f"{field}.metric {name!r} is not a known metric; use one of {known}.", field=f"{field}.metric")
+        raise InvalidInput(f"{field}.metric {name!r} is not a known metric. Use one of {known}.", field=f"{field}.metric")
 
     relative = check.get("relative_to")
     if relative is not None and relative != "stable":
@@ -325,7 +325,7 @@ def _metric(raw, field: str) -> dict:
         )
     if relative and name == "request_count":
         raise InvalidInput(
-            f"{field}: request_count is compared with an absolute number; leave out relative_to.",
+            f"{field}: request_count is compared with an absolute number, so leave out relative_to.",
             field=f"{field}.relative_to",
         )
 
@@ -335,13 +335,13 @@ def _metric(raw, field: str) -> dict:
             bounds[key] = _number(check[key], f"{field}.{key}", minimum=0)
     if not bounds:
         raise InvalidInput(
-            f"{field} has no threshold; give max (for example 0.01 for error_rate) or min.", field=field
+            f"{field} has no threshold. Give max (for example 0.01 for error_rate) or min.", field=field
         )
     if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
         raise InvalidInput(f"{field}: min {bounds['min']:g} is above max {bounds['max']:g}.", field=f"{field}.min")
     if name == "error_rate" and not relative and bounds.get("max", 0) > 1:
         raise InvalidInput(
-            f"{field}.max {bounds['max']:g} is above 1; error_rate is a fraction, so 1 % is 0.01.",
+            f"{field}.max {bounds['max']:g} is above 1. error_rate is a fraction, so 1 % is 0.01.",
             field=f"{field}.max",
         )
 
@@ -376,7 +376,7 @@ def _preview(raw, field: str) -> dict | None:
 def _weight(value, field: str, label: str) -> Decimal:
     expected = "a percentage from 0 to 100 with at most one decimal, such as 25 or 0.5"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInput(f"{label}: weight must be {expected}; got {value!r}.", field=field)
+        raise InvalidInput(f"{label}: weight must be {expected}, got {value!r}.", field=field)
 
     weight = Decimal(str(value))
     if weight != weight.quantize(Decimal("0.1")) or not 0 <= weight <= 100:
@@ -440,6 +440,6 @@ def _reject_unknown_keys(raw: dict, allowed: tuple[str, ...], field: str, what: 
     for key in raw:
         if key not in allowed:
             raise InvalidInput(
-                f"{field}.{key} is not a setting of {what}; the settings are {', '.join(allowed)}.",
+                f"{field}.{key} is not a setting of {what}. The settings are {', '.join(allowed)}.",
                 field=f"{field}.{key}",
             )

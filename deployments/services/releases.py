@@ -147,7 +147,7 @@ def schedule_controller(release: Release, countdown: float = 0) -> None:
 
 
 def _stop_controller(release: Release) -> None:
-    """End the release's chain of controller runs; a queued run finds an old token and does nothing."""
+    """End the release's chain of controller runs, because a queued run then finds an old token and does nothing."""
     release.run_token += 1
     release.next_run_at = None
     release.save(update_fields=["run_token", "next_run_at", "updated_at"])
@@ -205,9 +205,9 @@ def resume(release_id: int, *, actor=None, reason: str = "") -> Release:
         to_state = State.PROGRESSING
 
         if release.candidate_server is None or release.candidate_server.state != ModelServer.State.READY:
-            to_state = State.DEPLOYING
+            to_state = _state_for_candidate(release.candidate_server)
             fields.update(step_started_at=now, step_attempt=release.step_attempt + 1)
-            what = "resumed waiting for the candidate server"
+            what = "resumed starting the candidate server"
         elif release.pause_reason == Release.PauseReason.STEP:
             fields.update(step_index=release.step_index + 1, step_attempt=0, step_started_at=now)
             what = f"resumed the release after {_position(release)}"
@@ -320,7 +320,7 @@ def rollback(release_id: int, *, actor=None, reason: str = "") -> Release:
         newer = release.endpoint.releases.filter(created_at__gt=release.created_at).exclude(state=State.REJECTED).first()
         if newer is not None:
             raise Conflict(
-                f"Endpoint {release.endpoint.name} has a newer release ({newer.pk}); roll back that one.",
+                f"Endpoint {release.endpoint.name} has a newer release ({newer.pk}). Roll back that one.",
                 details={"state": release.state, "release": newer.pk},
             )
 
@@ -358,7 +358,7 @@ def rollback(release_id: int, *, actor=None, reason: str = "") -> Release:
 def _switch_back(release: Release, stable: ModelServer) -> int:
     revision = rollout.return_to_stable(release)
     if revision is None:
-        # The candidate is already out of the table; route the stable version anyway.
+        # The candidate is already out of the table, but the stable version still gets a route change.
         revision = routing.set_traffic(release.endpoint, {stable: 100}, roles={stable.pk: RouteBackend.Role.STABLE})
 
     candidate = release.candidate_server
@@ -389,7 +389,7 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
     """Run a failed or aborted release again from its first step, as its next attempt.
 
     A candidate server that still runs and is ready (an aborted release's) is
-    used again; otherwise a new one starts.
+    used again, and otherwise a new one starts.
     """
     with transaction.atomic():
         release = _locked_in(release_id, "retried", (State.FAILED, State.ABORTED))
@@ -398,7 +398,7 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
         newer = endpoint.releases.filter(created_at__gt=release.created_at).exclude(state=State.REJECTED).first()
         if newer is not None:
             raise Conflict(
-                f"Endpoint {endpoint.name} has a newer release ({newer.pk}, {newer.state}); create a new release instead.",
+                f"Endpoint {endpoint.name} has a newer release ({newer.pk}, {newer.state}). Create a new release instead.",
                 details={"state": release.state, "release": newer.pk},
             )
         open_release = endpoint.releases.filter(state__in=Release.OPEN_STATES).first()
@@ -411,7 +411,7 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
         stable = current_stable_server(endpoint)
         if stable is not None and stable.version_id == release.version_id:
             raise Conflict(
-                f"{release.version} already serves endpoint {endpoint.name}; there is nothing to retry.",
+                f"{release.version} already serves endpoint {endpoint.name}, so there is nothing to retry.",
                 details={"state": release.state},
             )
 
@@ -442,7 +442,7 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
                 )
         except IntegrityError:
             raise Conflict(
-                f"Endpoint {endpoint.name} got another release in progress meanwhile; try again when it ends.",
+                f"Endpoint {endpoint.name} got another release in progress meanwhile. Try again when it ends.",
                 details={"state": release.state},
             ) from None
         schedule_controller(release)
@@ -466,10 +466,19 @@ def _locked_in(release_id: int, verb: str, states) -> Release:
     if release.state not in states:
         allowed = ", ".join(str(state) for state in states)
         raise Conflict(
-            f"Release {release.pk} is {release.state}, so it cannot be {verb}; that needs a release that is {allowed}.",
+            f"Release {release.pk} is {release.state}, so it cannot be {verb}. Only a release that is {allowed} can.",
             details={"state": release.state},
         )
     return release
+
+
+def _state_for_candidate(server: ModelServer | None) -> str:
+    """Return the state that continues starting the candidate from where `server` is."""
+    if server is None:
+        return State.APPROVED
+    if server.state == ModelServer.State.PENDING:
+        return State.BUILDING
+    return State.DEPLOYING
 
 
 def _require_ready_candidate(release: Release, verb: str) -> None:

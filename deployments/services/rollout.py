@@ -89,7 +89,7 @@ def promote_candidate(
 
 
 def return_to_stable(release: Release) -> int | None:
-    """Send all traffic to the stable version in one route change; return the revision, or None if none was needed.
+    """Send all traffic to the stable version in one route change and return the revision, or None if none was needed.
 
     The candidate leaves the route table, preview route included. Without a
     stable version (a first release) the endpoint is left without backends.

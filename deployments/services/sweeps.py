@@ -30,14 +30,14 @@ KEPT = "kept"
 
 
 def resume_stalled_releases() -> list[int]:
-    """Start a new controller chain for active releases whose next run is overdue.
+    """Start a new controller chain for running releases whose next run is overdue.
 
     A release whose row is locked has a controller step in progress, so it is
     skipped rather than waited for.
     """
     grace = timedelta(seconds=settings.PORTAL_STALL_GRACE)
     overdue = Release.objects.filter(
-        state__in=Release.ACTIVE_STATES,
+        state__in=Release.RUNNING_STATES,
         next_run_at__lt=timezone.now() - grace,
     ).values_list("pk", flat=True)
 
@@ -48,9 +48,9 @@ def resume_stalled_releases() -> list[int]:
             if release is None:
                 continue
             stalled = release.next_run_at is not None and release.next_run_at < timezone.now() - grace
-            if release.state in Release.ACTIVE_STATES and stalled:
+            if release.state in Release.RUNNING_STATES and stalled:
                 logger.warning(
-                    "Release %s (%s): controller run overdue since %s; resuming with a new chain",
+                    "Release %s (%s): controller run overdue since %s, resuming it with a new chain",
                     release.pk, release.state, release.next_run_at,
                 )
                 schedule_controller(release)
@@ -62,7 +62,7 @@ def scale_down(server_id: int) -> str:
     """Stop one server if its scale-down time has passed and no gateway still sends it requests.
 
     The server row stays locked until the state is STOPPING, so a rollback
-    that locks it afterwards sees that the server is going away and starts the
+    that locks it afterwards finds the server going away and starts the
     version again instead of routing traffic to it.
     """
     with transaction.atomic():

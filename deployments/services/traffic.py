@@ -79,15 +79,15 @@ def _parse_time(value, field: str) -> datetime:
 
 
 # Reports older than this before a window's start are not read. A process that
-# reported within it has its baseline there; one that started within it counts
-# from zero; for one that reported nothing within it the window starts at its
-# first report inside the window.
+# reported within it has its baseline there. A process that started within it
+# counts from zero. For a process that reported nothing within it, the window
+# starts at its first report inside the window.
 BASELINE_LOOKBACK = timedelta(seconds=30)
 
 
 @dataclasses.dataclass(frozen=True)
 class Totals:
-    """Counters of one backend, cumulative or over a window; buckets as (upper bound s, cumulative count)."""
+    """Counters of one backend, cumulative or over a window, with buckets as (upper bound in s, cumulative count)."""
 
     requests: int = 0
     server_errors: int = 0
@@ -106,7 +106,7 @@ class Totals:
 
     def __sub__(self, other: Totals) -> Totals:
         # Counters only grow within one process, so a negative difference can
-        # only come from reports that arrived out of order; it is clamped at 0.
+        # only come from reports that arrived out of order, and it becomes 0.
         return Totals(
             max(0, self.requests - other.requests),
             max(0, self.server_errors - other.server_errors),
@@ -128,7 +128,7 @@ class Totals:
                     return bound
                 return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
             lower_bound, lower_count = bound, count
-        # Above the largest finite bound: that bound is all the histogram can say.
+        # Above the largest finite bound, the histogram gives only that bound as a lower limit.
         return lower_bound
 
 
@@ -159,7 +159,7 @@ class WindowStats:
 
     @property
     def error_rate(self) -> float | None:
-        """Fraction of requests answered with a 5xx status or not at all; None without requests."""
+        """Fraction of requests that got a 5xx status or no response, or None without requests."""
         return self.totals.server_errors / self.totals.requests if self.totals.requests else None
 
     def latency_ms(self, q: float) -> float | None:

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from deployments.models import Release, RouteBackend, TrafficSample
+from deployments.models import ModelServer, Release, RouteBackend, TrafficSample
 from deployments.services import controller, routing
 
 pytestmark = pytest.mark.django_db
@@ -316,3 +316,11 @@ def test_deadline_pause_keeps_traffic(make_release):
     _age_step(release, 16)
     _advance(release)
     assert _split(release)[release.candidate_server_id] == Decimal("10.0")
+
+
+def test_build_past_deadline_fails_release(make_release):
+    release = make_release(state=Release.State.BUILDING, plan={"steps": [{"weight": 10}], "progress_deadline": 30})
+    ModelServer.objects.filter(pk=release.candidate_server_id).update(state="pending")
+    _age_step(release, 31)
+    _advance(release)
+    assert release.failure_reason == "Preparing server %d did not finish within its progress deadline of 30 s" % release.candidate_server_id

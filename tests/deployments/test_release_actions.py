@@ -296,3 +296,9 @@ def test_api_retry_returns_approved(api_client, canary):
 def test_api_reason_too_long_returns_400(api_client, canary):
     response = api_client.post(URL.format(id=canary.pk, action="pause"), {"reason": "x" * 3000}, format="json")
     assert response.json()["error"]["field"] == "reason"
+
+
+def test_resume_after_build_deadline_returns_to_building(make_release, user):
+    release = make_release(state=Release.State.PAUSED, pause_reason="deadline", paused_at=timezone.now())
+    ModelServer.objects.filter(pk=release.candidate_server_id).update(state="pending")
+    assert releases.resume(release.pk, actor=user).state == "building"

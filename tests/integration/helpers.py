@@ -145,7 +145,7 @@ class RequestStream:
         self.wait_for_requests(sum(self.statuses.values()) + count, timeout)
 
     def versions_since(self, moment: float) -> Counter:
-        """Count the versions that answered requests sent at or after `moment` (time.monotonic())."""
+        """Count the versions that responded to requests sent at or after `moment` (time.monotonic())."""
         with self.lock:
             return Counter(version for sent, _, version in self.records if sent >= moment)
 

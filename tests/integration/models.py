@@ -18,7 +18,7 @@ import pandas as pd
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 OK_PAYLOAD = {"dataframe_split": {"columns": ["x"], "data": [[1.0]]}}
-# Fails on a FlakyScaler; the other models predict on it.
+# A FlakyScaler fails on this payload, and the other models predict on it.
 FAILING_PAYLOAD = {"dataframe_split": {"columns": ["x"], "data": [[-1.0]]}}
 # A SlowExampleScaler takes `seconds` on its input example.
 SLOW_VALUE = 42.0
