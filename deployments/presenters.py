@@ -9,7 +9,9 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from deployments.models import Approval, Endpoint, ModelServer, Release, RouteBackend
+from deployments.release_actions import available_actions
 from deployments.services import plans, traffic
+from deployments.services.approvals import required_approvals
 from mlops_portal import access
 
 State = Release.State
@@ -184,9 +186,6 @@ def release_page(user, release: Release) -> dict:
     """Return the context of the live part of the release page."""
     events = list(release.events.select_related("actor"))
     steps = plan_steps(release)
-    from deployments.release_actions import available_actions
-    from deployments.services.approvals import required_approvals
-
     context = {
         "release": release,
         "events": events,
@@ -212,9 +211,10 @@ def release_series(release: Release) -> list[dict]:
     start = (release.started_at or release.created_at) - CHART_LEAD
     end = release.finished_at + CHART_TAIL if release.finished_at else timezone.now()
     end = min(end, timezone.now())
-    # About CHART_POINTS points whatever the release's length, and never finer
-    # than the gateways' report interval of about a second.
-    step_seconds = max(2.0, (end - start).total_seconds() / CHART_POINTS)
+    # About CHART_POINTS points whatever the release's length. Intervals of at
+    # least 5 s hold several gateway reports (one a second by default), so a
+    # late report does not show as a gap followed by a spike.
+    step_seconds = max(5.0, (end - start).total_seconds() / CHART_POINTS)
 
     series = traffic.endpoint_series(release.endpoint.name, start, end, step_seconds=step_seconds)
     return [

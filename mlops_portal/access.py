@@ -20,7 +20,9 @@ every user with a role. A signed-in user without a role gets 403 on every page a
 
 The `get_<object>_for_user` helpers raise `NotFound` for an object the user may
 not see, exactly as for one that does not exist, and `Forbidden` for one the
-user may see but not change. Pages and the API both call them.
+user may see but not change. Pages and the API both call them. Registered
+models and their versions need no lookup helper, because every role sees
+them; `check_model_capability` is their one rule.
 """
 
 from __future__ import annotations
@@ -28,13 +30,12 @@ from __future__ import annotations
 import enum
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEntry
 from deployments.models import Endpoint, Environment, Release
 from mlops_portal.errors import Forbidden, InvalidInput, NotFound
-from registry.models import ModelVersion, RegisteredModel, normalize_model_name
+from registry.models import RegisteredModel
 
 DATA_SCIENTIST = "data scientist"
 OPS_LEAD = "ops lead"
@@ -160,11 +161,6 @@ def visible_models(user) -> QuerySet[RegisteredModel]:
     return RegisteredModel.objects.all()
 
 
-def visible_versions(user) -> QuerySet[ModelVersion]:
-    if not user_roles(user):
-        return ModelVersion.objects.none()
-    return ModelVersion.objects.all()
-
 
 def visible_audit_entries(user) -> QuerySet[AuditEntry]:
     if not user_roles(user):
@@ -281,14 +277,6 @@ def get_release_for_user(
     return release
 
 
-def get_model_for_user(user, name: str, capability: Capability = Capability.VIEW) -> RegisteredModel:
-    model = visible_models(user).filter(name_key=normalize_model_name(name)).first()
-    if model is None:
-        raise NotFound(f"No registered model is named {name!r}.", field="model")
-    check_model_capability(user, capability)
-    return model
-
-
 def check_model_capability(user, capability: Capability) -> None:
     """Raise Forbidden unless the user may do `capability` to registered models (all share one rule)."""
     if capability == Capability.VIEW:
@@ -325,6 +313,3 @@ def eligible_approvers(release: Release) -> list:
     )
     return list(users)
 
-
-def role_groups() -> QuerySet[Group]:
-    return Group.objects.filter(name__in=ROLES)

@@ -34,6 +34,12 @@
     return data;
   }
 
+  function timeLabels(u, splits) {
+    return splits.map(function (seconds) {
+      return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+    });
+  }
+
   function build(element, versions, data) {
     var unit = element.dataset.unit;
     var series = [{}].concat(versions.map(function (entry, index) {
@@ -49,7 +55,7 @@
       width: chartWidth(element),
       height: 180,
       series: series,
-      axes: [{}, { size: 60 }],
+      axes: [{ values: timeLabels, space: 70 }, { size: 60 }],
       scales: { x: { time: true } }
     }, data, element);
   }

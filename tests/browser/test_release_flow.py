@@ -89,8 +89,14 @@ def progress_values_until(page, state_label: str, timeout: float) -> list[int]:
     seen = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        seen.append(int(page.locator(PROGRESS).get_attribute("aria-valuenow")))
-        if page.locator(STATE).inner_text() == state_label:
+        # One evaluate reads both from the same swap of the polled partial.
+        progress, state = page.evaluate(
+            "([bar, badge]) => [document.querySelector(bar).getAttribute('aria-valuenow'),"
+            " document.querySelector(badge).textContent.trim()]",
+            [PROGRESS, STATE],
+        )
+        seen.append(int(progress))
+        if state == state_label:
             return seen
         page.wait_for_timeout(150)
     raise AssertionError(f"the release did not reach {state_label!r} in {timeout:.0f} s; progress seen {seen}")
