@@ -363,7 +363,7 @@ def _switch_back(release: Release, stable: ModelServer) -> int:
 
     candidate = release.candidate_server
     if candidate is not None and candidate.is_running:
-        rollout.schedule_scale_down(candidate, release.plan.get("scale_down_delay", 30.0))
+        rollout.schedule_scale_down(candidate, rollout.scale_down_delay(release))
     return revision
 
 
@@ -417,6 +417,11 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
 
         candidate = release.candidate_server
         reused = candidate is not None and candidate.state == ModelServer.State.READY and candidate.stop_after is None
+        if reused:
+            # Checked again (health and smoke prediction) before it gets traffic,
+            # since its process may have died while the release was aborted.
+            candidate.state = ModelServer.State.STARTING
+            candidate.save(update_fields=["state"])
         try:
             with transaction.atomic():
                 change_state(
