@@ -1,4 +1,4 @@
-"""The release engine end to end: blue/green with preview, canary under load, automatic rollback, abort, a killed worker.
+"""The release engine end to end: blue/green with preview, canary under load, automatic rollback, abort and retry, a killed worker.
 
 Each test runs the whole stack (live web server, Celery worker and beat, the
 gateway and real model servers) on PostgreSQL and Redis, with short delays set
@@ -154,7 +154,7 @@ def test_failing_candidate_rolls_back(stack, model_zips):
     assert stream.failures_since(after_rollback) == 0
 
 
-def test_abort_mid_canary_leaves_candidate_no_traffic(stack, model_zips):
+def test_abort_mid_canary_then_retry(stack, model_zips):
     stable, candidate = _register(stack, model_zips, "v1", "v2")
     endpoint = stack.api.post("/api/v1/endpoints/", json={"name": ENDPOINT, "environment": "development", "sticky_header": "x-user"})
     assert endpoint.status_code == 201, endpoint.text
@@ -181,6 +181,13 @@ def test_abort_mid_canary_leaves_candidate_no_traffic(stack, model_zips):
     assert stream.failures == 0, stream.errors[:5]
     assert stream.versions_since(after_abort) == Counter({str(stable): stream.versions_since(after_abort).total()})
     assert ModelServer.objects.get(pk=aborted["candidate_server"]).state == "ready"
+
+    retried = act(stack, canary["id"], "retry", "fixed the dashboards")
+    wait_for_release(stack, canary["id"], states=("paused",))
+    promoted = act(stack, canary["id"], "promote-fully", "ship it")
+    wait_for_version(stack, models.OK_PAYLOAD, candidate, timeout=5)
+    assert (retried["attempt"], promoted["state"]) == (2, "promoted")
+    assert promoted["candidate_server"] == aborted["candidate_server"]
 
 
 def predict_with(stack, headers: dict) -> str:
