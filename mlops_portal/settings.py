@@ -15,9 +15,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from mlops_portal.env import (
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
+    env_required,
     env_str,
     env_url,
 )
@@ -62,6 +64,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "django_htmx",
     "django_celery_results",
     "django_celery_beat",
@@ -71,6 +74,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "registry.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -154,11 +158,28 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("PORTAL_ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))).resolve()
 
+# Artifacts go to MEDIA_ROOT, or to an S3-compatible bucket through
+# django-storages. The registry uses only Django's storage API, so either works.
+ARTIFACT_STORAGE = env_choice("PORTAL_ARTIFACT_STORAGE", "filesystem", ("filesystem", "s3"))
+if ARTIFACT_STORAGE == "s3":
+    ARTIFACT_STORAGE_CONFIG = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_required("PORTAL_S3_BUCKET"),
+            # MinIO, Ceph and other S3-compatible services; AWS when unset.
+            "endpoint_url": env_url("PORTAL_S3_ENDPOINT_URL", None, schemes=("http", "https")),
+            "region_name": env_str("PORTAL_S3_REGION"),
+            "location": env_str("PORTAL_S3_PREFIX", ""),
+            # A registration after a deletion of the same content must not
+            # overwrite the key that the deletion removes once it commits.
+            "file_overwrite": False,
+        },
+    }
+else:
+    ARTIFACT_STORAGE_CONFIG = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+
 STORAGES = {
-    # Artifacts: the filesystem by default; an S3-compatible backend can be
-    # configured here without code changes, because the registry only uses
-    # Django's storage API.
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": ARTIFACT_STORAGE_CONFIG,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -228,11 +249,13 @@ else:
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Without this, kombu keeps its exchange tables in ./control.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }
     # kombu's filesystem transport expects its folders to exist.
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
 # Several portals (or test runs) can share one Redis database when each uses

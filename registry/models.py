@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 def normalize_model_name(name: str) -> str:
@@ -26,6 +27,7 @@ class RegisteredModel(models.Model):
 
     class Meta:
         ordering = ["name_key"]
+        indexes = [models.Index(fields=["-updated_at", "-id"], name="model_updated_idx")]
 
     def __str__(self) -> str:
         return self.name
@@ -64,7 +66,15 @@ class Artifact(models.Model):
         return self.sha256[:12]
 
 
+class ModelVersionQuerySet(models.QuerySet):
+    def deployable(self):
+        """Versions that a new release may start from: not archived and not failed."""
+        return self.filter(archived=False).exclude(status=ModelVersion.Status.FAILED)
+
+
 class ModelVersion(models.Model):
+    """One numbered, immutable version of a registered model and what it was built from."""
+
     class Status(models.TextChoices):
         PENDING = "pending"
         READY = "ready"
@@ -89,14 +99,25 @@ class ModelVersion(models.Model):
     tracking_uri = models.CharField(max_length=1000, blank=True)
     mlflow_run_id = models.CharField(max_length=64, blank=True)
     mlflow_model_id = models.CharField(max_length=64, blank=True)
+    # sha256 of the tracking URI and the canonical MLflow URI (models:/NAME/N or
+    # runs:/ID/PATH) of an imported version, so a repeated import finds it.
+    import_key = models.CharField(max_length=64, blank=True, editable=False)
     description = models.TextField(blank=True)
     archived = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ModelVersionQuerySet.as_manager()
+
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["model", "version"], name="unique_model_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="unique_model_version"),
+            models.UniqueConstraint(
+                fields=["model", "import_key"], condition=~Q(import_key=""), name="unique_model_import_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="version_created_idx")]
         ordering = ["model_id", "-version"]
 
     def __str__(self) -> str:

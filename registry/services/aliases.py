@@ -29,6 +29,8 @@ def set_alias(model: RegisteredModel, alias: str, version_number: int, *, actor=
 
     with transaction.atomic():
         previous = ModelAlias.objects.filter(model=model, alias=alias).values_list("version__version", flat=True).first()
+        if previous == version.version:
+            return version
         ModelAlias.objects.update_or_create(
             model=model, alias=alias, defaults={"version": version, "updated_by": actor}
         )

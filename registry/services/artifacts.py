@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
 
-from mlops_portal.errors import InvalidInput
+from mlops_portal.errors import InvalidInput, NotFound
 from registry.models import Artifact
 
 logger = logging.getLogger("registry.artifacts")
@@ -169,7 +170,9 @@ def store_artifact(path: Path, model_root: str) -> Artifact:
     file stays in storage without a row; NOTE: nothing sweeps such orphans yet.
     """
     digest = sha256_of(path)
-    existing = Artifact.objects.filter(sha256=digest).first()
+    # The lock keeps a concurrent deletion of an unused artifact from removing
+    # the row between this lookup and the new version's reference to it.
+    existing = Artifact.objects.select_for_update().filter(sha256=digest).first()
     if existing is not None:
         return existing
 
@@ -228,3 +231,74 @@ def _extract(archive: zipfile.ZipFile, model_root: str, target: Path) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
         with archive.open(entry) as source, open(destination, "wb") as sink:
             shutil.copyfileobj(source, sink, CHUNK_SIZE)
+
+
+class _EntryReader(io.RawIOBase):
+    """A readable archive entry that closes the archive's storage file when closed."""
+
+    def __init__(self, entry, storage_file):
+        self._entry = entry
+        self._storage_file = storage_file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._entry.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._entry.close()
+            self._storage_file.close()
+        super().close()
+
+
+def clean_member_path(path: str, field: str = "path") -> str:
+    """Return a path relative to the model folder, or raise InvalidInput when it could leave it.
+
+    Rejected: empty paths, absolute paths, drive letters, backslashes, NUL and
+    '..' segments. Paths arrive here already percent-decoded once by the server,
+    so an encoded form such as %2e%2e%2f is checked as '../'. A second level of
+    encoding (%252e) stays literal text and cannot name a parent folder.
+    """
+    if not path or "\x00" in path or "\\" in path or path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        raise InvalidInput(f"The file path {path!r} is not a relative path inside the model; use a path such as 'MLmodel'.", field=field)
+
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if not parts or ".." in parts:
+        raise InvalidInput(f"The file path {path!r} leads outside the model folder; use a path such as 'MLmodel'.", field=field)
+    return "/".join(parts)
+
+
+def open_model_file(artifact: Artifact, path: str, field: str = "path") -> tuple[io.RawIOBase, int, str]:
+    """Open one file of the model for reading; return (readable, size in bytes, member path).
+
+    The file is read from the stored zip, never from a path on disk, so no name
+    can reach outside the artifact. Symbolic links were rejected at upload.
+    """
+    member = artifact.model_root + clean_member_path(path, field)
+    storage_file = artifact.file.open("rb")
+    try:
+        archive = zipfile.ZipFile(storage_file)
+        info = archive.getinfo(member)
+        if info.is_dir() or stat.S_ISLNK(info.external_attr >> 16):
+            raise KeyError(member)
+        return _EntryReader(archive.open(info), storage_file), info.file_size, member
+    except KeyError:
+        storage_file.close()
+        raise NotFound(f"The model has no file {path!r}; the version's file list names the files it has.", field=field) from None
+    except (zipfile.BadZipFile, OSError):
+        storage_file.close()
+        raise
+
+
+def list_model_files(artifact: Artifact) -> list[dict]:
+    """List the model's files (path relative to the folder with MLmodel, and size)."""
+    with artifact.file.open("rb") as storage_file, zipfile.ZipFile(storage_file) as archive:
+        return [
+            {"path": info.filename[len(artifact.model_root):], "size": info.file_size}
+            for info in archive.infolist()
+            if info.filename.startswith(artifact.model_root) and not info.is_dir()
+        ]

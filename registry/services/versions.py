@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from django.db import transaction
 
 from audit.services import record_action
 from mlops_portal.errors import InvalidInput, NotFound
-from registry.models import ModelAlias, ModelVersion, RegisteredModel, normalize_model_name
+from registry.models import ModelAlias, ModelVersion, RegisteredModel, VersionTag, normalize_model_name
 from registry.services.artifacts import ModelArchive, inspect_model_zip, store_artifact
 
 logger = logging.getLogger("registry.versions")
@@ -43,6 +44,7 @@ def get_or_create_model(name: str, actor=None) -> RegisteredModel:
         defaults={"name": cleaned, "owner": actor},
     )
     if created:
+        record_action(actor, "model.create", model, f"Created model {model.name}", model=model.name)
         logger.info("Created registered model %r (id %s)", model.name, model.pk)
     return model
 
@@ -55,6 +57,7 @@ def register_from_zip(
     source: str = ModelVersion.Source.UPLOAD,
     description: str = "",
     mlflow: dict | None = None,
+    tags: dict | None = None,
 ) -> ModelVersion:
     """Check a zipped MLflow model, store it and create the next version of `model_name`.
 
@@ -69,6 +72,11 @@ def register_from_zip(
     with transaction.atomic():
         model = get_or_create_model(model_name, actor)
         model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        if mlflow.get("import_key"):
+            # A concurrent import of the same MLflow version committed while this one downloaded.
+            earlier = ModelVersion.objects.filter(model=model, import_key=mlflow["import_key"]).first()
+            if earlier is not None:
+                return earlier
         artifact = store_artifact(zip_path, archive.model_root)
 
         model.last_version += 1
@@ -87,7 +95,11 @@ def register_from_zip(
             mlflow_model_id=mlflow.get("model_id", ""),
             metrics=mlflow.get("metrics", {}),
             params=mlflow.get("params", {}),
+            import_key=mlflow.get("import_key", ""),
             **metadata,
+        )
+        VersionTag.objects.bulk_create(
+            VersionTag(version=version, key=str(key)[:250], value=str(value)[:5000]) for key, value in (tags or {}).items()
         )
 
         record_action(
@@ -179,12 +191,58 @@ def register_from_mlflow(
     actor=None,
     description: str = "",
 ) -> ModelVersion:
-    """Download a model from an MLflow tracking server or store and register it as a new version."""
+    """Register the model behind an MLflow URI as a new version, or return the version imported before."""
+    version, _ = import_version(model_name, model_uri, tracking_uri, actor=actor, description=description)
+    return version
+
+
+def import_version(
+    model_name: str,
+    model_uri: str,
+    tracking_uri: str,
+    *,
+    actor=None,
+    description: str = "",
+) -> tuple[ModelVersion, bool]:
+    """Import one model from an MLflow tracking server or store; return (version, created).
+
+    A URI that resolves to a version imported before into the same model (the
+    same MLflow version, also when reached through another alias) returns that
+    version unchanged.
+    """
+    from registry.services import mlflow_source
+
+    model_uri, tracking_uri = mlflow_source.check_uris(model_uri, tracking_uri)
+    validate_model_name(model_name)
+    fetched = mlflow_source.describe_model(model_uri, tracking_uri)
+    existing = find_imported(model_name, tracking_uri, fetched.canonical_uri)
+    if existing is not None:
+        logger.info("%s from %s was imported before as %s (id %s)", fetched.canonical_uri, tracking_uri, existing, existing.pk)
+        return existing, False
+
+    version = register_fetched(model_name, fetched, tracking_uri, actor=actor, description=description)
+    return version, True
+
+
+def import_key(tracking_uri: str, canonical_uri: str) -> str:
+    return hashlib.sha256(f"{tracking_uri}\n{canonical_uri}".encode()).hexdigest()
+
+
+def find_imported(model_name: str, tracking_uri: str, canonical_uri: str) -> ModelVersion | None:
+    return (
+        ModelVersion.objects.select_related("model")
+        .filter(model__name_key=normalize_model_name(model_name), import_key=import_key(tracking_uri, canonical_uri))
+        .first()
+    )
+
+
+def register_fetched(model_name: str, fetched, tracking_uri: str, *, actor=None, description: str = "") -> ModelVersion:
+    """Download a described MLflow model and register it; `fetched` is an mlflow_source.FetchedModel."""
     from registry.services import mlflow_source
 
     workdir = Path(tempfile.mkdtemp(prefix="mlflow-import-"))
     try:
-        fetched = mlflow_source.download_model(model_uri, tracking_uri, workdir / "model")
+        mlflow_source.download_model(fetched, tracking_uri, workdir / "model")
         zip_path = workdir / "model.zip"
         zip_directory(fetched.path, zip_path)
         return register_from_zip(
@@ -193,13 +251,15 @@ def register_from_mlflow(
             actor=actor,
             source=ModelVersion.Source.MLFLOW,
             description=description or fetched.description,
+            tags=fetched.tags,
             mlflow={
-                "source_uri": model_uri,
+                "source_uri": fetched.canonical_uri,
                 "tracking_uri": tracking_uri,
                 "run_id": fetched.run_id,
                 "model_id": fetched.model_id,
                 "metrics": fetched.metrics,
                 "params": fetched.params,
+                "import_key": import_key(tracking_uri, fetched.canonical_uri),
             },
         )
     finally:
@@ -233,10 +293,36 @@ def resolve_version(reference: str, field: str = "version") -> ModelVersion:
     return get_version(match["name"], version=match["version"], alias=match["alias"], field=field)
 
 
-def get_version(model_name: str, *, version=None, alias: str | None = None, field: str = "version") -> ModelVersion:
+def find_model(reference: str, field: str = "model") -> RegisteredModel:
+    """Return the model that a URL path segment names: its id when all digits, else its name.
+
+    A name that consists of digits only cannot be distinguished from an id, and
+    servers decode %2F to '/' before routing, so such models are addressed by id.
+    Clients find the id with GET /api/v1/models/?name=NAME.
+    """
+    reference = reference or ""
+    if reference.isascii() and reference.isdigit():
+        model = RegisteredModel.objects.filter(pk=int(reference)).first()
+        if model is None:
+            raise NotFound(
+                f"No registered model has id {reference}. A path segment of digits is an id; "
+                "create a model whose name is digits with POST /api/v1/models/.",
+                field=field,
+            )
+        return model
+
+    return get_model_by_name(reference, field=field)
+
+
+def get_model_by_name(model_name: str, field: str = "model") -> RegisteredModel:
     model = RegisteredModel.objects.filter(name_key=normalize_model_name(model_name)).first()
     if model is None:
         raise NotFound(f"No registered model is named {model_name!r}.", field=field)
+    return model
+
+
+def get_version(model_name: str, *, version=None, alias: str | None = None, field: str = "version") -> ModelVersion:
+    model = get_model_by_name(model_name, field=field)
 
     if alias is not None:
         found = ModelAlias.objects.select_related("version__model").filter(model=model, alias=alias).first()
@@ -244,7 +330,18 @@ def get_version(model_name: str, *, version=None, alias: str | None = None, fiel
             raise NotFound(f"Model {model.name!r} has no alias {alias!r}.", field=field)
         return found.version
 
-    found = ModelVersion.objects.select_related("model").filter(model=model, version=int(version)).first()
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"Version {version!r} of model {model.name!r} is not a number; give a version number or an alias.",
+            field=field,
+        ) from None
+    return get_version_of(model, number, field=field)
+
+
+def get_version_of(model: RegisteredModel, number: int, field: str = "version") -> ModelVersion:
+    found = ModelVersion.objects.select_related("model").filter(model=model, version=number).first()
     if found is None:
-        raise NotFound(f"Model {model.name!r} has no version {version}.", field=field)
+        raise NotFound(f"Model {model.name!r} has no version {number}.", field=field)
     return found
