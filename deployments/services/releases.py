@@ -282,6 +282,8 @@ def abort(release_id: int, *, actor=None, reason: str = "") -> Release:
     The candidate server keeps running for inspection (its logs, direct
     requests) until the endpoint's next release starts or this one is retried.
     """
+    # NOTE: nothing else stops an aborted candidate, so without a next release
+    # it runs until someone stops it.
     with transaction.atomic():
         release = _locked_in(release_id, "aborted", Release.ACTIVE_STATES)
         _stop_controller(release)
