@@ -113,6 +113,9 @@ def _build(release: Release) -> float | None:
     if server.state == ModelServer.State.PENDING and waited > _deadline(release):
         return _deadline_passed(release, f"Preparing server {server.pk} did not finish", "build-deadline")
     if server.state == ModelServer.State.PENDING:
+        # NOTE: the release row stays locked while the runtime prepares the
+        # server, so an action on the release (abort, pause) waits for a
+        # container image build to finish.
         servers.start_server(server)
 
     change_state(

@@ -282,6 +282,8 @@ def abort(release_id: int, *, actor=None, reason: str = "") -> Release:
     The candidate server keeps running for inspection (its logs, direct
     requests) until the endpoint's next release starts or this one is retried.
     """
+    # NOTE: nothing else stops an aborted candidate, so without a next release
+    # it runs until someone stops it.
     with transaction.atomic():
         release = _locked_in(release_id, "aborted", Release.ACTIVE_STATES)
         _stop_controller(release)
@@ -363,7 +365,7 @@ def _switch_back(release: Release, stable: ModelServer) -> int:
 
     candidate = release.candidate_server
     if candidate is not None and candidate.is_running:
-        rollout.schedule_scale_down(candidate, release.plan.get("scale_down_delay", 30.0))
+        rollout.schedule_scale_down(candidate, rollout.scale_down_delay(release))
     return revision
 
 
@@ -417,6 +419,11 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
 
         candidate = release.candidate_server
         reused = candidate is not None and candidate.state == ModelServer.State.READY and candidate.stop_after is None
+        if reused:
+            # Checked again (health and smoke prediction) before it gets traffic,
+            # since its process may have died while the release was aborted.
+            candidate.state = ModelServer.State.STARTING
+            candidate.save(update_fields=["state"])
         try:
             with transaction.atomic():
                 change_state(

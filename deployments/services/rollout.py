@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -68,7 +69,7 @@ def promote_candidate(
         step_key=None if step_key is None else f"{step_key}.traffic",
     )
 
-    delay = (release.plan or {}).get("scale_down_delay", 30.0)
+    delay = scale_down_delay(release)
     for server in release.endpoint.servers.filter(state__in=[ModelServer.State.STARTING, ModelServer.State.READY]).exclude(pk=candidate.pk):
         schedule_scale_down(server, delay)
 
@@ -105,6 +106,11 @@ def return_to_stable(release: Release) -> int | None:
     release.canary_weight = Decimal(0)
     release.save(update_fields=["canary_weight", "updated_at"])
     return revision
+
+
+def scale_down_delay(release: Release) -> float:
+    """Return the seconds an old server keeps running after losing its traffic, from the plan or the setting."""
+    return (release.plan or {}).get("scale_down_delay", settings.PORTAL_SCALE_DOWN_DELAY)
 
 
 def schedule_scale_down(server: ModelServer, delay: float) -> None:

@@ -302,3 +302,9 @@ def test_resume_after_build_deadline_returns_to_building(make_release, user):
     release = make_release(state=Release.State.PAUSED, pause_reason="deadline", paused_at=timezone.now())
     ModelServer.objects.filter(pk=release.candidate_server_id).update(state="pending")
     assert releases.resume(release.pk, actor=user).state == "building"
+
+
+def test_retry_checks_reused_candidate_again(canary, user):
+    releases.abort(canary.pk, actor=user)
+    releases.retry(canary.pk, actor=user)
+    assert ModelServer.objects.get(pk=canary.candidate_server_id).state == "starting"
