@@ -239,7 +239,7 @@ class ArtifactView(APIView):
         path = request.query_params.get("path")
         if path is None:
             filename = f"{found.model.name}-v{found.version}.zip"
-            return FileResponse(artifact.file.open("rb"), as_attachment=True, filename=filename, content_type="application/zip")
+            return FileResponse(artifacts.open_stored(artifact), as_attachment=True, filename=filename, content_type="application/zip")
 
         reader, size, member = artifacts.open_model_file(artifact, path)
         response = FileResponse(reader, as_attachment=True, filename=member.rsplit("/", 1)[-1], content_type="application/octet-stream")

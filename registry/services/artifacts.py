@@ -272,6 +272,19 @@ def clean_member_path(path: str, field: str = "path") -> str:
     return "/".join(parts)
 
 
+def open_stored(artifact: Artifact):
+    """Open the artifact's zip in storage; raise NotFound with the digest when the file is gone."""
+    try:
+        return artifact.file.open("rb")
+    except OSError as exc:
+        logger.error("Artifact %s is missing from storage at %s: %s", artifact.sha256, artifact.file.name, exc)
+        raise NotFound(
+            f"The stored file of artifact {artifact.sha256} is missing from artifact storage; "
+            "restore it from a backup or register the version again.",
+            field="version",
+        ) from None
+
+
 def open_model_file(artifact: Artifact, path: str, field: str = "path") -> tuple[io.RawIOBase, int, str]:
     """Open one file of the model for reading; return (readable, size in bytes, member path).
 
@@ -279,7 +292,7 @@ def open_model_file(artifact: Artifact, path: str, field: str = "path") -> tuple
     can reach outside the artifact. Symbolic links were rejected at upload.
     """
     member = artifact.model_root + clean_member_path(path, field)
-    storage_file = artifact.file.open("rb")
+    storage_file = open_stored(artifact)
     try:
         archive = zipfile.ZipFile(storage_file)
         info = archive.getinfo(member)
@@ -296,7 +309,7 @@ def open_model_file(artifact: Artifact, path: str, field: str = "path") -> tuple
 
 def list_model_files(artifact: Artifact) -> list[dict]:
     """List the model's files (path relative to the folder with MLmodel, and size)."""
-    with artifact.file.open("rb") as storage_file, zipfile.ZipFile(storage_file) as archive:
+    with open_stored(artifact) as storage_file, zipfile.ZipFile(storage_file) as archive:
         return [
             {"path": info.filename[len(artifact.model_root):], "size": info.file_size}
             for info in archive.infolist()

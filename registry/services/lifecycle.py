@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
 
 from audit.services import record_action
 from mlops_portal.errors import Conflict
@@ -107,10 +107,8 @@ def delete_version(version: ModelVersion, *, actor=None) -> None:
             details={"endpoints": endpoints},
         )
 
-    releases = sorted(
-        Release.objects.filter(version=version).values_list("pk", flat=True).union(
-            Release.objects.filter(stable_version=version).values_list("pk", flat=True)
-        )
+    releases = list(
+        Release.objects.filter(Q(version=version) | Q(stable_version=version)).order_by("pk").values_list("pk", flat=True)
     )
     if releases:
         raise Conflict(

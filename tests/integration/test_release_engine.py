@@ -72,6 +72,12 @@ def _event_kinds(stack, release_id) -> list[str]:
     return [event["kind"] for event in events(stack, release_id)]
 
 
+def _preview_response(stack, candidate: int):
+    """Return a response to a preview request if the candidate answered it, else None."""
+    response = httpx.post(_invocations(stack), json=models.OK_PAYLOAD, headers={"x-preview": "yes"}, timeout=10)
+    return response if response.headers.get("x-model-version") == str(candidate) else None
+
+
 def test_blue_green_preview_then_switch(stack, model_zips):
     stable, candidate = _register(stack, model_zips, "v1", "v2")
     first = release(stack, MODEL, stable)
@@ -84,7 +90,11 @@ def test_blue_green_preview_then_switch(stack, model_zips):
         second = start_release(stack, MODEL, candidate, plan=plan)
         wait_for_release(stack, second["id"], states=("paused",))
 
-        preview = httpx.post(_invocations(stack), json=models.OK_PAYLOAD, headers={"x-preview": "yes"}, timeout=10)
+        # The gateways apply the route with the preview within a poll interval
+        # after the release pauses, so wait for the first preview answer.
+        preview = wait_until(
+            lambda: _preview_response(stack, candidate), 5, "the gateway to route preview requests to the candidate"
+        )
         waiting = time.monotonic()
         stream.wait_for_more(50)
         before_switch = stream.versions_since(waiting)

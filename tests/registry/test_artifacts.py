@@ -93,3 +93,17 @@ def test_live_traversal_in_path_segment_is_not_served(live_api, demo_model_zip, 
         model_id = live_api.post("/api/v1/models/churn/versions/", files={"artifact": ("m.zip", handle)}).json()["model_id"]
     response = live_api.get(f"/api/v1/models/{model_id}/versions/1/artifact/{raw_path}")
     assert b"root:" not in response.content
+
+
+def test_artifact_missing_from_storage_returns_404(api_client, registered):
+    version = registered("churn")
+    version.artifact.file.storage.delete(version.artifact.file.name)
+    response = api_client.get(_download_url(version))
+    assert response.status_code == 404
+
+
+def test_artifact_missing_from_storage_names_digest(api_client, registered):
+    version = registered("churn")
+    version.artifact.file.storage.delete(version.artifact.file.name)
+    response = api_client.get(f"/api/v1/models/{version.model_id}/versions/1/files/")
+    assert version.artifact.sha256 in response.json()["error"]["message"]
