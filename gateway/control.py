@@ -7,6 +7,7 @@ within one poll interval plus one portal round trip, and reports its own counter
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import socket
 from collections.abc import Callable
@@ -88,13 +89,7 @@ class PortalRouteSource:
             self._apply(new_table)
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.poll_once()
-            except Exception as error:
-                # A bug here must not stop route updates for the rest of the worker's life.
-                self._failures.failure(f"unexpected {type(error).__name__}: {error}", exc_info=True)
+        await repeat_every(self._interval, self.poll_once, self._failures)
 
 
 class FileRouteSource:
@@ -142,13 +137,7 @@ class FileRouteSource:
         self._apply(new_table)
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                self.check_once()
-            except Exception as error:
-                # A bug here must not stop route updates for the rest of the worker's life.
-                self._failures.failure(f"unexpected {type(error).__name__}: {error}", exc_info=True)
+        await repeat_every(self._interval, self.check_once, self._failures)
 
 
 class CounterReporter:
@@ -190,12 +179,23 @@ class CounterReporter:
         self._failures.success()
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.report_once()
-            except Exception as error:
-                self._failures.failure(f"unexpected {type(error).__name__}: {error}", exc_info=True)
+        await repeat_every(self._interval, self.report_once, self._failures)
+
+
+async def repeat_every(interval: float, step, failures: RepeatedFailureLog) -> None:
+    """Run `step` (plain or async) every `interval` seconds until cancelled.
+
+    An unexpected error is logged and the loop goes on, so a bug in one poll or
+    report cannot stop route updates or reports for the rest of the worker's life.
+    """
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            result = step()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as error:
+            failures.failure(f"unexpected {type(error).__name__}: {error}", exc_info=True)
 
 
 def _revision(table: RouteTable | None) -> str:

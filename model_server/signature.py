@@ -147,7 +147,8 @@ def _parse_spec(raw: Mapping[str, Any], where: str) -> Spec:
     return ColumnSpec(name=name, type=spec_type, required=bool(raw.get("required", True)))
 
 
-def _parse_spec_list(raw: Any, where: str) -> list[Spec] | None:
+def _json_list(raw: Any, where: str) -> list | None:
+    """Decode one part of an MLmodel signature, which MLflow stores as a JSON string of a list."""
     if raw is None:
         return None
     if isinstance(raw, str):
@@ -157,6 +158,13 @@ def _parse_spec_list(raw: Any, where: str) -> list[Spec] | None:
             raise SignatureError(f"signature {where} is not valid JSON: {error}") from error
     if not isinstance(raw, list):
         raise SignatureError(f"signature {where} must be a JSON list, got {type(raw).__name__}")
+    return raw
+
+
+def _parse_spec_list(raw: Any, where: str) -> list[Spec] | None:
+    raw = _json_list(raw, where)
+    if raw is None:
+        return None
 
     specs = [_parse_spec(item, f"signature {where}[{index}]") for index, item in enumerate(raw)]
     kinds = {isinstance(spec, TensorSpec) for spec in specs}
@@ -428,15 +436,9 @@ class Signature:
 
 
 def _parse_params(raw: Any) -> list[ParamSpec] | None:
+    raw = _json_list(raw, "params")
     if raw is None:
         return None
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as error:
-            raise SignatureError(f"signature params is not valid JSON: {error}") from error
-    if not isinstance(raw, list):
-        raise SignatureError("signature params must be a JSON list")
 
     params = []
     for item in raw:
