@@ -317,6 +317,23 @@ if REDIS_URL and PORTAL_CONTROLLER_STEP_TIMEOUT + 30 > CELERY_BROKER_TRANSPORT_O
         "lower the first or raise the second."
     )
 
+# The Docker runtime: enabled when DOCKER_HOST names an engine, such as
+# unix:///var/run/docker.sock or Podman's Docker-compatible socket. Each
+# environment then chooses "local" or "docker" as its runtime.
+DOCKER_HOST = env_url("DOCKER_HOST", None, schemes=("unix", "tcp", "ssh", "http", "https"))
+PORTAL_DOCKER_BASE_IMAGE = env_str("PORTAL_DOCKER_BASE_IMAGE", "localhost/mlops-portal-base:bookworm")
+# Where pip finds packages during image builds: a folder of wheels for
+# offline builds, else a package index (PyPI unless told otherwise).
+PORTAL_DOCKER_WHEELHOUSE = env_str("PORTAL_DOCKER_WHEELHOUSE", env_str("MLOPS_PORTAL_WHEELHOUSE"))
+PORTAL_DOCKER_INDEX_URL = env_url(
+    "PORTAL_DOCKER_INDEX_URL", None if PORTAL_DOCKER_WHEELHOUSE else "https://pypi.org/simple", schemes=("https", "http")
+)
+# With a network, containers join it and gateways reach them by name (as in
+# docker-compose.yml); without one, ports are published on the publish host.
+PORTAL_DOCKER_NETWORK = env_str("PORTAL_DOCKER_NETWORK")
+PORTAL_DOCKER_PUBLISH_HOST = env_str("PORTAL_DOCKER_PUBLISH_HOST", None if PORTAL_DOCKER_NETWORK else "127.0.0.1")
+PORTAL_DOCKER_BUILD_TIMEOUT = env_float("PORTAL_DOCKER_BUILD_TIMEOUT", 900.0, minimum=10.0)
+
 LOG_LEVEL = env_str("PORTAL_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
