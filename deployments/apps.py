@@ -6,6 +6,7 @@ PERIODIC_TASKS = {
     "Resume stalled releases": ("deployments.tasks.resume_stalled_releases", 5),
     "Stop idle model servers": ("deployments.tasks.stop_idle_servers", 2),
     "Prune traffic samples": ("deployments.tasks.prune_traffic_samples", 3600),
+    "Reconcile model servers with their runtimes": ("deployments.tasks.reconcile_servers", 30),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from registry.models import ModelVersion
 
@@ -76,6 +77,8 @@ class ModelServer(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     url = models.CharField(max_length=300, blank=True)
     handle = models.JSONField(default=dict, blank=True)
+    # Limits from the release plan, such as {"memory_mb": 512, "cpus": 1.0}.
+    resources = models.JSONField(default=dict, blank=True)
     failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -95,6 +98,69 @@ class ModelServer(models.Model):
     @property
     def is_running(self) -> bool:
         return self.state in (self.State.STARTING, self.State.READY)
+
+
+class ImageBuild(models.Model):
+    """One preparation of a model server's image, with its log streamed in while it runs.
+
+    Runtimes that build images (docker) prepare a server in a Celery task of
+    its own, outside the release's row lock; the controller waits for the
+    build's state. A build whose image already existed ends as `reused`.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    FINAL_STATES = (State.SUCCEEDED, State.FAILED)
+
+    server = models.ForeignKey(ModelServer, on_delete=models.CASCADE, related_name="builds")
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="image_builds")
+    runtime = models.CharField(max_length=32)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    image = models.CharField(max_length=300, blank=True)
+    image_id = models.CharField(max_length=100, blank=True)
+    digest = models.CharField(max_length=64, blank=True)
+    reused = models.BooleanField(default=False)
+    # "3/9" and the instruction of the step the build is in, from the engine's output.
+    step = models.CharField(max_length=16, blank=True)
+    step_description = models.CharField(max_length=200, blank=True)
+    log = models.TextField(blank=True)
+    failure_reason = models.TextField(blank=True)
+    prepared = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Moves with every log write, so a build whose worker died shows as stale.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"build {self.pk} (server {self.server_id}, {self.state})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+    @property
+    def progress(self) -> float | None:
+        """Share of the Dockerfile steps done, 0 to 1, or None before the first step."""
+        if self.state == self.State.SUCCEEDED:
+            return 1.0
+        done, _, total = self.step.partition("/")
+        if not (done.isdigit() and total.isdigit()) or int(total) == 0:
+            return None
+        return (int(done) - 1) / int(total)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
 
 
 class Release(models.Model):

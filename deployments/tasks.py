@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from deployments.models import ModelServer
-from deployments.services import controller, sweeps
+from deployments.services import builds, controller, sweeps
 
 logger = logging.getLogger("deployments.tasks")
 
@@ -74,3 +74,19 @@ def stop_idle_servers() -> list[int]:
 @shared_task(ignore_result=True)
 def prune_traffic_samples() -> int:
     return sweeps.prune_traffic_samples()
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=settings.PORTAL_DOCKER_BUILD_TIMEOUT + 60,
+    time_limit=settings.PORTAL_DOCKER_BUILD_TIMEOUT + 90,
+)
+def build_server_image(build_id: int) -> None:
+    """Build (or reuse) the image of one model server; the release controller polls the outcome."""
+    builds.run_build(build_id)
+
+
+@shared_task(ignore_result=True)
+def reconcile_servers() -> dict[str, list[int]]:
+    return sweeps.reconcile_servers()

@@ -59,6 +59,9 @@ LogFn = Callable[[str], None]
 
 class Runtime(abc.ABC):
     name: str
+    # True where prepare() builds something slow, such as a container image;
+    # the portal then runs it in a build task with a live log.
+    builds_images: bool = False
 
     @abc.abstractmethod
     def prepare(self, spec: ServerSpec, log: LogFn) -> dict[str, Any]:
@@ -80,6 +83,10 @@ class Runtime(abc.ABC):
     def logs(self, handle: ServerHandle, tail: int = 200) -> str:
         """Return the last lines the server wrote."""
 
+    # True where every worker sees the same servers (one container engine);
+    # False where each machine sees only its own (local processes).
+    shared_view: bool = False
+
     @abc.abstractmethod
-    def list_servers(self) -> list[ServerHandle]:
-        """List the servers this runtime started and that still run, for reconciling."""
+    def list_servers(self, include_stopped: bool = False) -> list[ServerHandle]:
+        """List the servers this runtime started and that still run (or also stopped ones), for reconciling."""

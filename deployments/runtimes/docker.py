@@ -59,6 +59,8 @@ class DockerRuntime(Runtime):
     """
 
     name = "docker"
+    builds_images = True
+    shared_view = True
 
     def __init__(
         self,

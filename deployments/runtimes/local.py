@@ -158,7 +158,8 @@ class LocalRuntime(Runtime):
             lines = log_file.read().decode("utf-8", "replace").splitlines()
         return "\n".join(lines[-tail:])
 
-    def list_servers(self) -> list[ServerHandle]:
+    def list_servers(self, include_stopped: bool = False) -> list[ServerHandle]:
+        # A stopped process leaves nothing to list, so include_stopped changes nothing here.
         if not self.server_dir.exists():
             return []
         handles = []

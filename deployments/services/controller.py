@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from deployments.models import ModelServer, Release, RouteBackend
 from deployments.runtimes import RuntimeFailure
-from deployments.services import analysis, plans, routing, rollout, servers
+from deployments.services import analysis, builds, plans, routing, rollout, servers
 from deployments.services.events import change_state, record_event
 from deployments.services.releases import get_release_for_update
 
@@ -40,6 +40,9 @@ State = Release.State
 # until it is due, so a long countdown would outlast the visibility timeout.
 # Short countdowns also let the stall sweep notice a lost chain quickly.
 MAX_DELAY_SECONDS = 30.0
+
+# How often a release in building checks on its image build.
+BUILD_POLL_SECONDS = 1.0
 
 
 def advance(release_id: int, token: int | None = None) -> tuple[float, int] | None:
@@ -86,7 +89,7 @@ def step_key(release: Release, name: str, *, in_step: bool = False) -> str:
 def _start(release: Release) -> float:
     """Create the candidate's server row and move to building."""
     if release.candidate_server is None:
-        release.candidate_server = servers.create_server(release.endpoint, release.version)
+        release.candidate_server = servers.create_server(release.endpoint, release.version, release.plan.get("resources"))
         release.save(update_fields=["candidate_server"])
 
     change_state(
@@ -104,18 +107,37 @@ def _start(release: Release) -> float:
 def _build(release: Release) -> float | None:
     """Prepare and start the candidate server, then wait for it in deploying.
 
-    Preparing can take minutes (a container image build). A run that outlasts
-    the task's time limit rolls back and runs again, so the progress deadline
-    is what ends a build that never finishes.
+    Runtimes that build images prepare in a build task of their own, which
+    this step queues and then polls, so the release row is free meanwhile.
+    Other runtimes prepare here. A run that outlasts the task's time limit
+    rolls back and runs again, so the progress deadline is what ends a
+    preparation that never finishes.
     """
     server = release.candidate_server
     waited = (timezone.now() - release.step_started_at).total_seconds()
-    if server.state == ModelServer.State.PENDING and waited > _deadline(release):
-        return _deadline_passed(release, f"Preparing server {server.pk} did not finish", "build-deadline")
-    if server.state == ModelServer.State.PENDING:
-        # NOTE: the release row stays locked while the runtime prepares the
-        # server, so an action on the release (abort, pause) waits for a
-        # container image build to finish.
+
+    if server.state == ModelServer.State.PENDING and servers.builds_in_task(server):
+        build = builds.latest_build(server)
+        if build is None or (build.state == build.State.FAILED and build.created_at < release.step_started_at):
+            build = builds.request_build(server)
+            record_event(
+                release,
+                "build",
+                f"Image build {build.pk} queued for server {server.pk} (v{release.version.version})",
+                data={"build": build.pk},
+                step_key=step_key(release, f"build-{build.pk}"),
+            )
+            return BUILD_POLL_SECONDS
+        if build.state == build.State.FAILED:
+            return fail(release, f"Image build {build.pk} failed: {build.failure_reason}")
+        if not build.is_final:
+            if builds.is_stale(build) or waited > builds.build_wait_limit():
+                return fail(release, f"Image build {build.pk} did not finish within {builds.build_wait_limit():g} s")
+            return BUILD_POLL_SECONDS
+        servers.start_server(server, prepared=build.prepared)
+    elif server.state == ModelServer.State.PENDING:
+        if waited > _deadline(release):
+            return _deadline_passed(release, f"Preparing server {server.pk} did not finish", "build-deadline")
         servers.start_server(server)
 
     change_state(

@@ -50,7 +50,7 @@ METRICS = {
 }
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9a-z]+$")
-_COMMON_KEYS = ("preview", "scale_down_delay", "progress_deadline", "on_deadline")
+_COMMON_KEYS = ("preview", "scale_down_delay", "progress_deadline", "on_deadline", "resources")
 _PLAN_KEYS = {
     BLUE_GREEN: (*_COMMON_KEYS, "auto_promote"),
     CANARY: (*_COMMON_KEYS, "steps", "linear"),
@@ -79,6 +79,9 @@ def normalize(strategy: str, plan: dict | None, analysis: dict | None) -> tuple[
         ),
         "on_deadline": _choice(plan, "on_deadline", "plan.on_deadline", ON_DEADLINE, "rollback"),
     }
+
+    if plan.get("resources") is not None:
+        normalized["resources"] = _resources(plan["resources"], "plan.resources")
 
     if strategy == BLUE_GREEN:
         normalized.update(_blue_green_steps(plan, analysis_spec, normalized["preview"]))
@@ -352,6 +355,31 @@ def _metric(raw, field: str) -> dict:
 
 
 # Values
+
+
+def _resources(raw, field: str) -> dict:
+    """Memory and CPU limits for the candidate's server; runtimes that cannot limit them ignore them."""
+    resources = _object(raw, field)
+    _reject_unknown_keys(resources, ("memory_mb", "cpus"), field, "resource limits")
+
+    checked = {}
+    memory = resources.get("memory_mb")
+    if memory is not None:
+        if isinstance(memory, bool) or not isinstance(memory, int) or not 64 <= memory <= 1024 * 1024:
+            raise InvalidInput(
+                f"{field}.memory_mb must be a whole number of MiB from 64 to 1048576, such as 512; got {memory!r}.",
+                field=f"{field}.memory_mb",
+            )
+        checked["memory_mb"] = memory
+    cpus = resources.get("cpus")
+    if cpus is not None:
+        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not math.isfinite(cpus) or not 0.1 <= cpus <= 256:
+            raise InvalidInput(
+                f"{field}.cpus must be a number of CPUs from 0.1 to 256, such as 0.5 or 2; got {cpus!r}.",
+                field=f"{field}.cpus",
+            )
+        checked["cpus"] = float(cpus)
+    return checked
 
 
 def _preview(raw, field: str) -> dict | None:

@@ -19,8 +19,10 @@ logger = logging.getLogger("deployments.servers")
 SMOKE_TIMEOUT_SECONDS = 30.0
 
 
-def create_server(endpoint, version) -> ModelServer:
-    return ModelServer.objects.create(endpoint=endpoint, version=version, runtime=endpoint.environment.runtime)
+def create_server(endpoint, version, resources: dict | None = None) -> ModelServer:
+    return ModelServer.objects.create(
+        endpoint=endpoint, version=version, runtime=endpoint.environment.runtime, resources=resources or {}
+    )
 
 
 def build_spec(server: ModelServer) -> ServerSpec:
@@ -36,8 +38,9 @@ def build_spec(server: ModelServer) -> ServerSpec:
         model_name=server.endpoint.name,
         workers=int(config.get("workers", settings.PORTAL_SERVER_WORKERS)),
         max_batch_size=int(config.get("max_batch_size", 64)),
-        memory_mb=config.get("memory_mb"),
-        cpus=config.get("cpus"),
+        # The release's limits win over the environment's defaults.
+        memory_mb=server.resources.get("memory_mb", config.get("memory_mb")),
+        cpus=server.resources.get("cpus", config.get("cpus")),
         labels={"mlops-portal.instance": settings.PORTAL_INSTANCE},
     )
 
@@ -46,11 +49,17 @@ def handle_of(server: ModelServer) -> ServerHandle:
     return ServerHandle(runtime=server.runtime, server_id=server.pk, url=server.url, ref=server.handle)
 
 
-def start_server(server: ModelServer) -> None:
-    """Prepare and start a pending server; calling it again adopts the running process."""
+def builds_in_task(server: ModelServer) -> bool:
+    """Whether the server's runtime prepares slowly (an image build), so it runs in a build task."""
+    return get_runtime(server.runtime).builds_images
+
+
+def start_server(server: ModelServer, prepared: dict | None = None) -> None:
+    """Prepare (unless `prepared` is given) and start a pending server; calling it again adopts the running one."""
     runtime = get_runtime(server.runtime)
     spec = build_spec(server)
-    prepared = runtime.prepare(spec, lambda line: logger.info("server %s: %s", server.pk, line))
+    if prepared is None:
+        prepared = runtime.prepare(spec, lambda line: logger.info("server %s: %s", server.pk, line))
     handle = runtime.start(spec, prepared)
 
     server.url = handle.url

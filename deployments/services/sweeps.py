@@ -1,4 +1,4 @@
-"""Housekeeping: resume stalled releases, stop idle servers, prune old counters.
+"""Housekeeping: resume stalled releases, stop idle servers, reconcile runtimes, prune old counters.
 
 Celery beat runs these periodically (see PERIODIC_TASKS in deployments.apps).
 The scale-down of one server also runs as its own task when it is due.
@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments.models import ModelServer, Release, TrafficSample
-from deployments.runtimes import RuntimeFailure
+from deployments.runtimes import RuntimeFailure, available_runtimes, get_runtime
 from deployments.services import routing, servers
 from deployments.services.releases import schedule_controller
 
@@ -103,6 +103,61 @@ def stop_idle_servers() -> list[int]:
         stop_after__lte=timezone.now(),
     ).values_list("pk", flat=True)
     return [server_id for server_id in due if scale_down(server_id) == STOPPED]
+
+
+def reconcile_servers() -> dict[str, list[int]]:
+    """Match what each runtime runs with the model server rows, and repair the difference.
+
+    A worker that dies between starting a container and storing its state,
+    or a stop that failed, leaves a server running that no row wants: it is
+    removed. A row that counts as running whose container is gone (removed by
+    hand, lost with the engine) is marked failed, where the runtime's view is
+    the same from every worker. Rows are read before the runtime is asked, so
+    a server started meanwhile is never taken for an orphan.
+    """
+    removed: list[int] = []
+    failed: list[int] = []
+    for name in available_runtimes():
+        try:
+            runtime = get_runtime(name)
+            running_rows = set(
+                ModelServer.objects.filter(
+                    runtime=name, state__in=[ModelServer.State.STARTING, ModelServer.State.READY]
+                ).values_list("pk", flat=True)
+            )
+            handles = runtime.list_servers(include_stopped=True)
+        except Exception as exc:  # an engine that is down raises its client's own error types
+            logger.warning("Reconcile: the %s runtime cannot list its servers: %s", name, exc)
+            continue
+
+        listed = {handle.server_id: handle for handle in handles}
+        states = dict(ModelServer.objects.filter(pk__in=listed).values_list("pk", "state"))
+        for server_id, handle in listed.items():
+            if states.get(server_id, ModelServer.State.STOPPED) != ModelServer.State.STOPPED:
+                continue
+            logger.warning(
+                "Reconcile: server %s runs on the %s runtime (%s) but its row is %s; removing it",
+                server_id, name, handle.ref.get("container_name") or handle.url, states.get(server_id, "gone"),
+            )
+            try:
+                runtime.stop(handle, grace_seconds=5)
+            except RuntimeFailure as exc:
+                logger.warning("Reconcile: removing server %s failed, will retry: %s", server_id, exc)
+                continue
+            removed.append(server_id)
+
+        if not runtime.shared_view:
+            continue
+        for server_id in sorted(running_rows - set(listed)):
+            reason = f"The {name} runtime no longer runs this server (its container is gone)."
+            changed = ModelServer.objects.filter(
+                pk=server_id, state__in=[ModelServer.State.STARTING, ModelServer.State.READY]
+            ).update(state=ModelServer.State.FAILED, failure_reason=reason)
+            if changed:
+                logger.warning("Reconcile: server %s is missing from the %s runtime; marked failed", server_id, name)
+                failed.append(server_id)
+
+    return {"removed": removed, "failed": failed}
 
 
 def prune_traffic_samples() -> int:
