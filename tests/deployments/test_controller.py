@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from deployments.models import ModelServer, Release, RouteBackend, TrafficSample
+from deployments.models import ImageBuild, ModelServer, Release, RouteBackend, TrafficSample
 from deployments.services import controller, routing
 
 pytestmark = pytest.mark.django_db
@@ -324,3 +324,62 @@ def test_build_past_deadline_fails_release(make_release):
     _age_step(release, 31)
     _advance(release)
     assert release.failure_reason == "Preparing server %d did not finish within its progress deadline of 30 s" % release.candidate_server_id
+
+
+# Image builds (runtimes that prepare in a build task)
+
+
+@pytest.fixture
+def docker_release(make_release, settings):
+    """A release in building whose candidate is a pending server on the docker runtime; no engine is called."""
+    settings.DOCKER_HOST = "unix:///nonexistent/engine.sock"
+    settings.PORTAL_DOCKER_WHEELHOUSE = "/nonexistent/wheelhouse"
+    release = make_release(state=Release.State.BUILDING, plan={"steps": [{"weight": 10}], "progress_deadline": 30})
+    ModelServer.objects.filter(pk=release.candidate_server_id).update(state="pending", runtime="docker")
+    release.refresh_from_db()
+    return release
+
+
+def _build_of(release):
+    return ImageBuild.objects.filter(server=release.candidate_server_id).first()
+
+
+def test_build_step_queues_image_build(docker_release):
+    _advance(docker_release)
+    assert _build_of(docker_release).state == ImageBuild.State.QUEUED
+
+
+def test_build_step_polls_while_build_runs(docker_release):
+    _advance(docker_release)
+    ImageBuild.objects.update(state=ImageBuild.State.RUNNING, heartbeat_at=timezone.now())
+    delay, _ = _advance(docker_release)
+    assert (docker_release.state, delay) == (Release.State.BUILDING, controller.BUILD_POLL_SECONDS)
+
+
+def test_build_step_queues_one_build_per_attempt(docker_release):
+    _advance(docker_release)
+    _advance(docker_release)
+    assert ImageBuild.objects.count() == 1
+
+
+def test_failed_build_fails_release(docker_release):
+    _advance(docker_release)
+    ImageBuild.objects.update(state=ImageBuild.State.FAILED, failure_reason="step 4/9 (RUN pip install) failed")
+    _advance(docker_release)
+    assert docker_release.failure_reason == f"Image build {_build_of(docker_release).pk} failed: step 4/9 (RUN pip install) failed"
+
+
+def test_stale_build_fails_release(docker_release, settings):
+    settings.PORTAL_PROGRESS_DEADLINE = 1
+    settings.PORTAL_DOCKER_BUILD_TIMEOUT = 10
+    _advance(docker_release)
+    ImageBuild.objects.update(state=ImageBuild.State.RUNNING, heartbeat_at=timezone.now() - timedelta(seconds=71))
+    _advance(docker_release)
+    assert docker_release.state == Release.State.FAILED
+
+
+def test_failed_build_of_earlier_attempt_is_built_again(docker_release):
+    _advance(docker_release)
+    ImageBuild.objects.update(state=ImageBuild.State.FAILED, created_at=timezone.now() - timedelta(minutes=5))
+    _advance(docker_release)
+    assert ImageBuild.objects.filter(state=ImageBuild.State.QUEUED).count() == 1

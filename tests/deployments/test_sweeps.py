@@ -89,3 +89,12 @@ def test_scale_down_keeps_server_with_traffic(make_release):
 def test_stop_idle_servers_returns_stopped_ids(make_release):
     server = _unrouted(make_release())
     assert sweeps.stop_idle_servers() == [server.pk]
+
+
+def test_reconcile_leaves_local_rows_to_their_own_machine(settings, make_release):
+    """Each machine sees only its own local processes, so a missing one is not marked failed."""
+    settings.DOCKER_HOST = None
+    release = make_release()
+    sweeps.reconcile_servers()
+    release.candidate_server.refresh_from_db()
+    assert release.candidate_server.state == "ready"

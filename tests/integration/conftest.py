@@ -138,7 +138,13 @@ def stop_model_servers() -> None:
 
 
 @pytest.fixture
-def stack(live_server, transactional_db, django_user_model, tmp_path, request):
+def stack_worker_env() -> dict[str, str]:
+    """Extra environment for the worker and beat; override it where a test needs values known only at run time."""
+    return {}
+
+
+@pytest.fixture
+def stack(live_server, transactional_db, django_user_model, tmp_path, request, stack_worker_env):
     """The whole portal on this machine; yields a Stack with an API client logged in as an admin."""
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
@@ -146,7 +152,7 @@ def stack(live_server, transactional_db, django_user_model, tmp_path, request):
     purge_broker()
 
     marker = request.node.get_closest_marker("stack_env")
-    worker_env = dict(marker.kwargs) if marker else {}
+    worker_env = {**(marker.kwargs if marker else {}), **stack_worker_env}
     start_worker(processes, **worker_env)
     start_beat(processes, **worker_env)
 
