@@ -126,7 +126,7 @@ class DockerRuntime(Runtime):
 
     def prepare(self, spec: ServerSpec, log: LogFn) -> dict[str, Any]:
         """Build the image for spec's model version, or reuse the one built from the same inputs."""
-        base_image_id = self._base_image_id()
+        base_image_id = self._base_image_id(log)
         context = create_build_context(spec, self.sources, base_image_id, self.instance)
 
         existing = self._find_image(context.tag)
@@ -152,15 +152,26 @@ class DockerRuntime(Runtime):
         logger.info("server %s: built image %s (%s) in %.1f s", spec.server_id, context.tag, image.short_id, seconds)
         return {"image": context.tag, "image_id": image.id, "digest": context.digest, "built": True}
 
-    def _base_image_id(self) -> str:
+    def _base_image_id(self, log: LogFn) -> str:
+        """Return the base image's id, pulling the image once when the engine does not have it."""
+        base_image = self.sources.base_image
         try:
-            return self.client.images.get(self.sources.base_image).id
+            return self.client.images.get(base_image).id
         except docker.errors.ImageNotFound:
-            raise RuntimeFailure(
-                f"Base image {self.sources.base_image} not found on the engine; build it with .ci/container-engine."
-            ) from None
+            pass
         except docker.errors.DockerException as error:
             raise RuntimeFailure(f"The container engine is not reachable: {error}") from error
+
+        log(f"Pulling base image {base_image}: the engine does not have it.")
+        logger.info("pulling base image %s", base_image)
+        try:
+            return self.client.images.pull(base_image).id
+        except docker.errors.DockerException as error:
+            raise RuntimeFailure(
+                f"Base image {base_image} is not on the engine and pulling it failed ({error}). "
+                "Pull or build it there (.ci/container-engine builds the default one), "
+                "or set PORTAL_DOCKER_BASE_IMAGE to an image the engine has."
+            ) from error
 
     def _find_image(self, tag: str):
         try:
