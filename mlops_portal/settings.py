@@ -323,7 +323,7 @@ if REDIS_URL and PORTAL_CONTROLLER_STEP_TIMEOUT + 30 > CELERY_BROKER_TRANSPORT_O
 DOCKER_HOST = env_url("DOCKER_HOST", None, schemes=("unix", "tcp", "ssh", "http", "https"))
 PORTAL_DOCKER_BASE_IMAGE = env_str("PORTAL_DOCKER_BASE_IMAGE", "localhost/mlops-portal-base:bookworm")
 # Where pip finds packages during image builds: a folder of wheels for
-# offline builds, else a package index (PyPI unless told otherwise).
+# offline builds, else a package index (PyPI unless PORTAL_DOCKER_INDEX_URL names another).
 PORTAL_DOCKER_WHEELHOUSE = env_str("PORTAL_DOCKER_WHEELHOUSE", env_str("MLOPS_PORTAL_WHEELHOUSE"))
 PORTAL_DOCKER_INDEX_URL = env_url(
     "PORTAL_DOCKER_INDEX_URL", None if PORTAL_DOCKER_WHEELHOUSE else "https://pypi.org/simple", schemes=("https", "http")

@@ -3,7 +3,7 @@
 A container image build takes seconds to minutes. Running it inside a
 controller step would hold the release's row lock all that time, so abort and
 pause would wait, and its log would only become visible at the commit. Instead
-the controller asks for a build and polls its state, and `run_build` writes
+the controller requests a build and polls its state, and `run_build` writes
 the engine's output to the ImageBuild row as it arrives, in autocommit.
 """
 
@@ -47,7 +47,7 @@ def build_wait_limit() -> float:
 
 
 def is_stale(build: ImageBuild) -> bool:
-    """Whether an unfinished build stopped reporting: its worker died or its task was lost."""
+    """Return whether an unfinished build stopped reporting, because its worker died or its task was lost."""
     last_sign = build.heartbeat_at or build.created_at
     return not build.is_final and (timezone.now() - last_sign).total_seconds() > build_wait_limit()
 
