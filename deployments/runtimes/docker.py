@@ -168,7 +168,7 @@ class DockerRuntime(Runtime):
             return self.client.images.pull(base_image).id
         except docker.errors.DockerException as error:
             raise RuntimeFailure(
-                f"Base image {base_image} is not on the engine and pulling it failed ({error}). "
+                f"Base image {base_image} not found on the engine, and pulling it failed ({error}). "
                 "Pull or build it there (.ci/container-engine builds the default one), "
                 "or set PORTAL_DOCKER_BASE_IMAGE to an image the engine has."
             ) from error
