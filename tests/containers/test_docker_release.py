@@ -8,6 +8,8 @@ sending predictions. Skipped, with the reason, when no engine responds.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from deployments.models import Environment, ImageBuild, ModelServer
@@ -70,7 +72,9 @@ def test_blue_green_on_docker_switches_without_failed_requests(
     """
     version_1 = register(stack, MODEL, demo_model_zip)
     assert version_1["status"] == "ready", version_1["status_reason"]
+    started = time.monotonic()
     first = release(stack, MODEL, 1, environment=ENVIRONMENT, timeout=RELEASE_TIMEOUT)
+    print(f"Release of v1 on the docker runtime took {time.monotonic() - started:.1f} s")
     assert first["state"] == "promoted", first["failure_reason"]
 
     payload = version_1["input_example"]
@@ -80,7 +84,9 @@ def test_blue_green_on_docker_switches_without_failed_requests(
 
     with RequestStream(f"{stack.gateway_url}/endpoints/{ENDPOINT}/invocations", payload) as stream:
         stream.wait_for_requests(50)
+        started = time.monotonic()
         second = release(stack, MODEL, 2, environment=ENVIRONMENT, timeout=RELEASE_TIMEOUT)
+        print(f"Release of v2 on the docker runtime took {time.monotonic() - started:.1f} s")
         wait_for_version(stack, payload, 2)
         containers_after_switch = instance_containers(engine, instance)
         stream.wait_for_more(50)
@@ -94,6 +100,8 @@ def test_blue_green_on_docker_switches_without_failed_requests(
     assert set(ModelServer.objects.values_list("runtime", flat=True)) == {"docker"}
 
     builds = list(ImageBuild.objects.select_related("version"))
+    for build in builds:
+        print(f"Build {build.pk} of v{build.version.version}: {build.state}, reused={build.reused}, {build.duration_seconds:.1f} s")
     assert [(build.version.version, build.state) for build in sorted(builds, key=lambda b: b.pk)] == [
         (1, "succeeded"), (2, "succeeded"),
     ], [build.failure_reason[:300] for build in builds]
