@@ -174,6 +174,9 @@ MATRIX: dict[str, list[Case]] = {
     "releases/<int:release_id>/status/": [Case(by_visibility(200))],
     "releases/<int:release_id>/actions/": [Case(by_visibility(200))],
     "releases/<int:release_id>/metrics/": [Case(by_visibility(200))],
+    # The fraud build is running, so its panel keeps polling (200, not 286).
+    "releases/<int:release_id>/build/": [Case(by_visibility(200)), Case(everyone(286), target="development")],
+    "builds/<int:build_id>/log": [Case(by_visibility(200))],
     "releases/<int:release_id>/approve/": [Case(APPROVERS, method="post", target="production")],
     "releases/<int:release_id>/reject/": [Case(APPROVERS, method="post", data={"reason": "no"}, target="production")],
     "releases/<int:release_id>/pause/": [Case(operate_on_fraud(302), method="post")],
