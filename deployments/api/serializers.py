@@ -2,7 +2,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deployments.models import Endpoint, Environment, ImageBuild, Release, ReleaseEvent, RouteBackend
-from deployments.services import builds
+from deployments.services import builds, environments
+from mlops_portal.errors import InvalidInput
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
@@ -10,6 +11,27 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         model = Environment
         fields = ["id", "name", "description", "requires_approval", "approvals_required", "runtime", "runtime_config", "created_at"]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "runtime": {"help_text": "Where model servers run. docker needs DOCKER_HOST on the web server and the workers."},
+            "runtime_config": {
+                "help_text": "Model server defaults: workers (1 to 64 processes), max_batch_size (1 to 4096 rows), "
+                "memory_mb (64 to 1048576 MiB) and cpus (0.1 to 256). A release's plan.resources wins over memory_mb and cpus."
+            },
+        }
+
+    def validate_runtime(self, value):
+        try:
+            environments.check_runtime(value)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from exc
+        return value
+
+    def validate_runtime_config(self, value):
+        try:
+            environments.check_runtime_config(value)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from exc
+        return value
 
 
 class TrafficSerializer(serializers.ModelSerializer):
