@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 
 from deployments.models import (
@@ -10,10 +11,40 @@ from deployments.models import (
     ReleaseEvent,
     RouteBackend,
 )
+from deployments.services import environments
+from mlops_portal.errors import InvalidInput
+
+
+class EnvironmentAdminForm(forms.ModelForm):
+    """An environment form that checks the runtime against this portal's settings, and runtime_config's keys and ranges, as the API does."""
+
+    class Meta:
+        model = Environment
+        fields = "__all__"
+
+    def clean_runtime(self):
+        runtime = self.cleaned_data["runtime"]
+        try:
+            environments.check_runtime(runtime)
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return runtime
+
+    def clean_runtime_config(self):
+        # An emptied field arrives as None, but the column needs an object.
+        config = self.cleaned_data.get("runtime_config")
+        if config is None:
+            return {}
+        try:
+            environments.check_runtime_config(config)
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return config
 
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
+    form = EnvironmentAdminForm
     list_display = ["name", "runtime", "requires_approval", "approvals_required"]
     filter_horizontal = ["restricted_to"]
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from deployments.models import Approval, Endpoint, ModelServer, Release, RouteBackend
+from deployments.models import Approval, Endpoint, ImageBuild, ModelServer, Release, RouteBackend
 from deployments.release_actions import available_actions
-from deployments.services import plans, traffic
+from deployments.services import builds, plans, traffic
 from deployments.services.approvals import required_approvals
 from mlops_portal import access
 
@@ -20,6 +20,10 @@ RECENT_LIMIT = 10
 CHART_LEAD = timedelta(minutes=2)
 CHART_TAIL = timedelta(minutes=1)
 CHART_POINTS = 150
+# Lines at the end of a build log that the release page shows. The full log has a page of its own.
+BUILD_LOG_TAIL_LINES = 200
+# Release states in which a build may still appear for the candidate server.
+_STATES_BEFORE_BUILD = (State.APPROVED, State.BUILDING)
 
 # Share of the progress bar that each state before traffic moves has reached.
 _STATE_PROGRESS = {
@@ -204,6 +208,43 @@ def release_page(user, release: Release) -> dict:
         context["approvers"] = access.eligible_approvers(release)
         context["approved_count"] = sum(1 for approval in context["approvals"] if approval.decision == Approval.Decision.APPROVED)
     return context
+
+
+@dataclasses.dataclass
+class BuildPanel:
+    build: ImageBuild | None
+    polling: bool  # whether the page reloads the panel every second
+    log_tail: str = ""
+    log_lines: int = 0
+    hidden_lines: int = 0  # lines above the tail, which only the full log shows
+    percent: int | None = None
+    step_number: str = ""
+    step_count: str = ""
+
+
+def build_panel(release: Release) -> BuildPanel:
+    """Return the candidate server's latest image build with the end of its log, for the release page.
+
+    The panel polls while the build runs, and while the release may still
+    queue one (approved or building without a build yet).
+    """
+    build = builds.latest_build(release.candidate_server) if release.candidate_server_id else None
+    if build is None:
+        return BuildPanel(build=None, polling=release.state in _STATES_BEFORE_BUILD)
+
+    lines = build.log.splitlines()
+    tail = lines[-BUILD_LOG_TAIL_LINES:]
+    step_number, _, step_count = build.step.partition("/")
+    return BuildPanel(
+        build=build,
+        polling=not build.is_final,
+        log_tail="\n".join(tail),
+        log_lines=len(lines),
+        hidden_lines=len(lines) - len(tail),
+        percent=None if build.progress is None else round(build.progress * 100),
+        step_number=step_number,
+        step_count=step_count,
+    )
 
 
 def release_series(release: Release) -> list[dict]:

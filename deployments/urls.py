@@ -15,6 +15,8 @@ urlpatterns = [
     path("releases/<int:release_id>/status/", pages.release_status, name="release-status"),
     path("releases/<int:release_id>/actions/", pages.release_actions, name="release-actions"),
     path("releases/<int:release_id>/metrics/", pages.release_metrics, name="release-metrics"),
+    path("releases/<int:release_id>/build/", pages.release_build, name="release-build"),
+    path("builds/<int:build_id>/log", pages.build_log, name="build-log"),
     # One route per action, so that the URL resolver lists each of them.
     *[
         path(

@@ -11,8 +11,8 @@ Roles are Django groups (created by a data migration in deployments):
 
 Visibility: an environment with no `restricted_to` groups is visible to every
 user with a role. A restricted environment is visible only to members of one of
-its groups, to ops leads and to admins. Endpoints and releases are visible when
-their environment is, and audit entries when their endpoint is (entries without
+its groups, to ops leads and to admins. Endpoints, releases and image builds
+are visible when their environment is, and audit entries when their endpoint is (entries without
 an endpoint, such as model registrations, are visible to every user with a
 role). Registered models are not tied to an environment and are visible to
 every user with a role. A signed-in user without a role gets 403 on every page and API route
@@ -33,7 +33,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from audit.models import AuditEntry
-from deployments.models import Endpoint, Environment, Release
+from deployments.models import Endpoint, Environment, ImageBuild, Release
 from mlops_portal.errors import Forbidden, InvalidInput, NotFound
 from registry.models import RegisteredModel
 
@@ -153,6 +153,14 @@ def visible_releases(user) -> QuerySet[Release]:
     if sees_every_environment(user):
         return Release.objects.all()
     return Release.objects.filter(endpoint__environment_id__in=_visible_environment_ids(user))
+
+
+def visible_builds(user) -> QuerySet[ImageBuild]:
+    if not user_roles(user):
+        return ImageBuild.objects.none()
+    if sees_every_environment(user):
+        return ImageBuild.objects.all()
+    return ImageBuild.objects.filter(server__endpoint__environment_id__in=_visible_environment_ids(user))
 
 
 def visible_models(user) -> QuerySet[RegisteredModel]:
@@ -275,6 +283,15 @@ def get_release_for_user(
 
     _check_environment_capability(user, release.endpoint.environment, capability, f"release {release.pk}")
     return release
+
+
+def get_build_for_user(user, build_id, queryset: QuerySet[ImageBuild] | None = None) -> ImageBuild:
+    """Return an image build the user may see. Builds are read-only, so VIEW is the only capability they need."""
+    base = queryset if queryset is not None else ImageBuild.objects.select_related("server__endpoint__environment", "version__model")
+    build = _visible(base, visible_builds(user), build_id)
+    if build is None:
+        raise NotFound(f"Image build {build_id} does not exist.")
+    return build
 
 
 def check_model_capability(user, capability: Capability) -> None:

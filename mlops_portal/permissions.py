@@ -62,6 +62,18 @@ class EndpointAccess(PortalAccess):
         return True
 
 
+class BuildAccess(PortalAccess):
+    """Image builds are read-only, and every role may read the builds in the environments visible to it."""
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+
+        if "pk" in view.kwargs:
+            request.portal_object = access.get_build_for_user(request.user, view.kwargs["pk"])
+        return True
+
+
 class EnvironmentAccess(PortalAccess):
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):

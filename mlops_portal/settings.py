@@ -232,6 +232,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Releases and image builds both have a "state" field with different choices.
+    "ENUM_NAME_OVERRIDES": {
+        "ReleaseStateEnum": "deployments.models.Release.State",
+        "BuildStateEnum": "deployments.models.ImageBuild.State",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport.

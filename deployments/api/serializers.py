@@ -1,6 +1,9 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployments.models import Endpoint, Environment, Release, ReleaseEvent, RouteBackend
+from deployments.models import Endpoint, Environment, ImageBuild, Release, ReleaseEvent, RouteBackend
+from deployments.services import builds, environments
+from mlops_portal.errors import InvalidInput
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
@@ -8,6 +11,27 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         model = Environment
         fields = ["id", "name", "description", "requires_approval", "approvals_required", "runtime", "runtime_config", "created_at"]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "runtime": {"help_text": "Where model servers run. docker needs DOCKER_HOST on the web server and the workers."},
+            "runtime_config": {
+                "help_text": "Model server defaults: workers (1 to 64 processes), max_batch_size (1 to 4096 rows), "
+                "memory_mb (64 to 1048576 MiB) and cpus (0.1 to 256). A release's plan.resources wins over memory_mb and cpus."
+            },
+        }
+
+    def validate_runtime(self, value):
+        try:
+            environments.check_runtime(value)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from exc
+        return value
+
+    def validate_runtime_config(self, value):
+        try:
+            environments.check_runtime_config(value)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from exc
+        return value
 
 
 class TrafficSerializer(serializers.ModelSerializer):
@@ -50,6 +74,60 @@ class ReleaseEventSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "from_state", "to_state", "actor", "message", "data", "created_at"]
 
 
+class BuildSummarySerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(read_only=True, allow_null=True, help_text="Share of the image's build steps done, from 0 to 1, or null before the first step.")
+
+    class Meta:
+        model = ImageBuild
+        fields = ["id", "state", "step", "progress", "image", "failure_reason"]
+        read_only_fields = fields
+
+
+class BuildSerializer(serializers.ModelSerializer):
+    """An image build without its log, which only the detail route returns."""
+
+    version_uri = serializers.CharField(source="version.uri", read_only=True)
+    progress = serializers.FloatField(read_only=True, allow_null=True, help_text="Share of the image's build steps done, from 0 to 1, or null before the first step.")
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True, help_text="Seconds from start to finish, or to now while running.")
+
+    class Meta:
+        model = ImageBuild
+        fields = [
+            "id", "server", "version", "version_uri", "runtime", "state", "step", "step_description", "progress",
+            "image", "image_id", "digest", "reused", "failure_reason",
+            "created_at", "started_at", "finished_at", "heartbeat_at", "duration_seconds",
+        ]
+        read_only_fields = fields
+
+
+class BuildDetailSerializer(BuildSerializer):
+    """An image build with its log text from `log_offset` (in the serializer context) to the end."""
+
+    log = serializers.SerializerMethodField(help_text="The stored log from log_offset to its end.")
+    log_offset = serializers.SerializerMethodField(help_text="Character offset where `log` starts.")
+    log_length = serializers.SerializerMethodField(help_text="Length of the whole stored log in characters. Pass it as log_offset to get only newer text.")
+    log_cut = serializers.SerializerMethodField(
+        help_text="True once the log outgrew its limit and lost its beginning. From then on its length stays about the same, "
+        "so offsets no longer follow it."
+    )
+
+    class Meta(BuildSerializer.Meta):
+        fields = [*BuildSerializer.Meta.fields, "log", "log_offset", "log_length", "log_cut"]
+        read_only_fields = fields
+
+    def get_log(self, build) -> str:
+        return build.log[self.context.get("log_offset", 0):]
+
+    def get_log_offset(self, build) -> int:
+        return self.context.get("log_offset", 0)
+
+    def get_log_length(self, build) -> int:
+        return len(build.log)
+
+    def get_log_cut(self, build) -> bool:
+        return build.log.startswith(builds.LOG_CUT_MARKER)
+
+
 class ReleaseSerializer(serializers.ModelSerializer):
     endpoint = serializers.CharField(source="endpoint.name")
     model = serializers.CharField(source="version.model.name")
@@ -59,18 +137,24 @@ class ReleaseSerializer(serializers.ModelSerializer):
     candidate_server = serializers.IntegerField(source="candidate_server_id")
     stable_server = serializers.IntegerField(source="stable_server_id")
     step_count = serializers.SerializerMethodField()
+    build = serializers.SerializerMethodField(help_text="Latest image build of the candidate server; null when it has none.")
 
     class Meta:
         model = Release
         fields = [
             "id", "endpoint", "model", "version", "stable_version", "strategy", "plan", "analysis", "state",
             "step_index", "step_count", "attempt", "canary_weight", "failed_analyses", "pause_reason", "paused_at",
-            "candidate_server", "stable_server", "failure_reason", "requested_by",
+            "candidate_server", "stable_server", "build", "failure_reason", "requested_by",
             "created_at", "updated_at", "started_at", "step_started_at", "finished_at",
         ]
 
     def get_step_count(self, release) -> int:
         return len((release.plan or {}).get("steps") or [])
+
+    @extend_schema_field(BuildSummarySerializer(allow_null=True))
+    def get_build(self, release) -> dict | None:
+        build = builds.candidate_build(release)
+        return None if build is None else BuildSummarySerializer(build).data
 
 
 class ReleaseCreateSerializer(serializers.Serializer):

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -8,6 +10,8 @@ from rest_framework.response import Response
 from deployments.api.serializers import (
     ActionSerializer,
     ApprovalSerializer,
+    BuildDetailSerializer,
+    BuildSerializer,
     EndpointSerializer,
     EnvironmentSerializer,
     ReleaseCreateSerializer,
@@ -15,10 +19,12 @@ from deployments.api.serializers import (
     RejectionSerializer,
     ReleaseSerializer,
 )
-from deployments.services import approvals, releases
+from deployments.filters import BuildFilter
+from deployments.services import approvals, builds, releases
 from mlops_portal import access
 from mlops_portal.access import Capability
-from mlops_portal.permissions import EndpointAccess, EnvironmentAccess, ReleaseAccess
+from mlops_portal.errors import InvalidInput
+from mlops_portal.permissions import BuildAccess, EndpointAccess, EnvironmentAccess, ReleaseAccess
 from registry.services.versions import get_version, resolve_version
 
 
@@ -61,9 +67,12 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     permission_classes = [ReleaseAccess]
 
     def get_queryset(self):
-        return access.visible_releases(self.request.user).select_related(
-            "endpoint", "version__model", "stable_version", "requested_by"
-        ).order_by("-created_at", "-id")
+        return (
+            access.visible_releases(self.request.user)
+            .select_related("endpoint", "version__model", "stable_version", "requested_by", "candidate_server")
+            .prefetch_related(builds.prefetch_candidate_build())
+            .order_by("-created_at", "-id")
+        )
 
     @extend_schema(request=ReleaseCreateSerializer, responses={201: ReleaseSerializer})
     @transaction.atomic
@@ -161,3 +170,62 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def events(self, request, pk=None):
         release = self.get_object()
         return Response(ReleaseEventSerializer(release.events.select_related("actor"), many=True).data)
+
+
+class BuildViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Image builds of model servers, newest first. The list leaves out the logs, and the detail has them."""
+
+    permission_classes = [BuildAccess]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = BuildFilter
+
+    def get_queryset(self):
+        queryset = access.visible_builds(self.request.user).select_related("version__model").order_by("-created_at", "-pk")
+        if self.action == "list":
+            queryset = queryset.defer("log", "prepared")
+        return queryset
+
+    def get_serializer_class(self):
+        return BuildDetailSerializer if self.action == "retrieve" else BuildSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("server", OpenApiTypes.INT, description="Only builds of this model server."),
+            OpenApiParameter(
+                "version", OpenApiTypes.INT, description="Only builds of this model version, by its id in /api/v1/models/{model}/versions/."
+            ),
+            OpenApiParameter(
+                "release", OpenApiTypes.INT, description="Only builds of this release's candidate servers, including those of earlier attempts."
+            ),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        """List image builds, newest first, without their logs."""
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "log_offset",
+                OpenApiTypes.INT,
+                description="Return the log from this character offset on. Pass the log_length of the previous "
+                "response to get only the text added since.",
+            )
+        ]
+    )
+    def retrieve(self, request, pk=None):
+        """Return a build with its log. Poll with log_offset to follow a running build."""
+        build = self.get_object()
+        context = {**self.get_serializer_context(), "log_offset": _log_offset(request)}
+        return Response(BuildDetailSerializer(build, context=context).data)
+
+
+def _log_offset(request) -> int:
+    raw = request.query_params.get("log_offset", "0")
+    try:
+        offset = int(raw)
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise InvalidInput(f"log_offset must be a whole number of characters, 0 or more, but got {raw!r}.", field="log_offset")
+    return offset

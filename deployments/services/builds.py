@@ -14,9 +14,10 @@ import time
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
-from deployments.models import ImageBuild, ModelServer
+from deployments.models import ImageBuild, ModelServer, Release
 from deployments.runtimes import RuntimeFailure, get_runtime
 from deployments.runtimes.docker_image import STEP_PATTERN
 
@@ -25,10 +26,36 @@ logger = logging.getLogger("deployments.builds")
 # The log kept per build; a longer log keeps its end, where failures show.
 LOG_LIMIT_CHARS = 200_000
 LOG_FLUSH_SECONDS = 0.5
+# First line of a log whose beginning was dropped to stay within LOG_LIMIT_CHARS.
+LOG_CUT_MARKER = "[earlier output cut]\n"
+# Attribute that `prefetch_candidate_build` fills on each release's candidate server.
+_PREFETCHED_BUILDS = "latest_builds"
 
 
 def latest_build(server: ModelServer) -> ImageBuild | None:
     return server.builds.order_by("-created_at", "-pk").first()
+
+
+def prefetch_candidate_build() -> Prefetch:
+    """Prefetch the latest build of each release's candidate server, without its log, in one query per page."""
+    latest = ImageBuild.objects.defer("log", "prepared").order_by("-created_at", "-pk")[:1]
+    return Prefetch("candidate_server__builds", queryset=latest, to_attr=_PREFETCHED_BUILDS)
+
+
+def candidate_build(release: Release) -> ImageBuild | None:
+    """Return the latest build of the release's candidate server, without its log.
+
+    Uses the rows of `prefetch_candidate_build()` when the release came from
+    a queryset with it, and queries otherwise.
+    """
+    if release.candidate_server_id is None:
+        return None
+    if Release._meta.get_field("candidate_server").is_cached(release):
+        prefetched = getattr(release.candidate_server, _PREFETCHED_BUILDS, None)
+        if prefetched is not None:
+            return prefetched[0] if prefetched else None
+    latest = ImageBuild.objects.defer("log", "prepared").filter(server_id=release.candidate_server_id)
+    return latest.order_by("-created_at", "-pk").first()
 
 
 def request_build(server: ModelServer) -> ImageBuild:
@@ -126,7 +153,7 @@ class BuildLogWriter:
 
         self.text += text + "\n"
         if len(self.text) > LOG_LIMIT_CHARS:
-            self.text = "[earlier output cut]\n" + self.text[-LOG_LIMIT_CHARS:]
+            self.text = LOG_CUT_MARKER + self.text[-LOG_LIMIT_CHARS:]
         self._dirty = True
         if time.monotonic() - self._flushed_at >= LOG_FLUSH_SECONDS:
             self.flush()

@@ -1,7 +1,7 @@
 """Read-only pages: dashboard, endpoints and releases; the live parts are partials that htmx polls."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from deployments import presenters
@@ -68,7 +68,7 @@ def _get_release(request, release_id) -> Release:
 def release_detail(request, release_id):
     release = _get_release(request, release_id)
 
-    context = presenters.release_page(request.user, release)
+    context = {**presenters.release_page(request.user, release), "build_panel": presenters.build_panel(release)}
     return render(request, "deployments/release_detail.html", context)
 
 
@@ -86,6 +86,26 @@ def release_status(request, release_id):
     response = render(request, "deployments/partials/release_status.html", context, status=status)
     if request.GET.get("state", release.state) != release.state:
         response["HX-Trigger"] = "release-state-changed"
+    return response
+
+
+@login_required
+def release_build(request, release_id):
+    """Return the release page's build panel, with status 286 to end htmx polling once nothing can change."""
+    release = _get_release(request, release_id)
+
+    panel = presenters.build_panel(release)
+    status = 200 if panel.polling else HTMX_STOP_POLLING
+    return render(request, "deployments/partials/release_build.html", {"release": release, "build_panel": panel}, status=status)
+
+
+@login_required
+def build_log(request, build_id):
+    """Return an image build's whole stored log as plain text."""
+    build = access.get_build_for_user(request.user, build_id)
+
+    response = HttpResponse(build.log, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="build-{build.pk}.log"'
     return response
 
 

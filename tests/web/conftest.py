@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 
-from deployments.models import Endpoint, Environment, ModelServer, Release, RouteBackend
+from deployments.models import Endpoint, Environment, ImageBuild, ModelServer, Release, RouteBackend
 from registry.models import Artifact, ModelVersion, RegisteredModel
 from tests.conftest import add_role
 
@@ -111,3 +111,16 @@ def world(people, environments):
             requested_by=people["dana"] if name != "fraud" else people["fran"],
         )
     return {"endpoints": endpoints, "releases": releases, "versions": (v1, v2), **people}
+
+
+def add_build(release: Release, **fields) -> ImageBuild:
+    """Give the release a pending docker candidate server, if it has none, and store a build row for it."""
+    if release.candidate_server is None:
+        release.candidate_server = ModelServer.objects.create(
+            endpoint=release.endpoint, version=release.version, runtime="docker", state="pending"
+        )
+        release.save(update_fields=["candidate_server"])
+    defaults = {"state": "running", "step": "3/9", "step_description": "RUN python -m venv /opt/venv"}
+    return ImageBuild.objects.create(
+        server=release.candidate_server, version=release.version, runtime="docker", **{**defaults, **fields}
+    )

@@ -26,13 +26,19 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from registry.models import ModelAlias
-from tests.web.conftest import client_for
+from tests.web.conftest import add_build, client_for
 
 pytestmark = pytest.mark.django_db
 
 PERSONAS = ["dana", "dave", "fran", "olga", "vic", "ada", "nora"]
 # Pages that must answer anonymous users.
 PUBLIC_ROUTES = {"accounts/login/", "accounts/logout/", "admin/login/", "admin/logout/"}
+
+
+@pytest.fixture
+def world(world):
+    """The shared world, plus an image build of the fraud release's candidate server for the build routes."""
+    return {**world, "build": add_build(world["releases"]["fraud"])}
 
 
 def walk(patterns, prefix=""):
@@ -53,6 +59,7 @@ def concrete_path(route: str, world) -> str:
     samples = {
         "release_id": releases["fraud"].pk,
         "pk": releases["fraud"].pk,
+        "build_id": world["build"].pk,
 
         "version": 1,
         "alias": "champion",
@@ -66,6 +73,8 @@ def concrete_path(route: str, world) -> str:
         samples["name"] = "fraud"
     else:
         samples["name"] = world["endpoints"]["fraud"].name
+    if route.startswith("api/v1/^builds"):
+        samples["pk"] = world["build"].pk
     if route.startswith(("models/", "api/v1/models/")):
         samples["pk"] = samples["model"] = world["versions"][0].model_id
 
@@ -165,6 +174,9 @@ MATRIX: dict[str, list[Case]] = {
     "releases/<int:release_id>/status/": [Case(by_visibility(200))],
     "releases/<int:release_id>/actions/": [Case(by_visibility(200))],
     "releases/<int:release_id>/metrics/": [Case(by_visibility(200))],
+    # The fraud build is running, so its panel keeps polling (200, not 286).
+    "releases/<int:release_id>/build/": [Case(by_visibility(200)), Case(everyone(286), target="development")],
+    "builds/<int:build_id>/log": [Case(by_visibility(200))],
     "releases/<int:release_id>/approve/": [Case(APPROVERS, method="post", target="production")],
     "releases/<int:release_id>/reject/": [Case(APPROVERS, method="post", data={"reason": "no"}, target="production")],
     "releases/<int:release_id>/pause/": [Case(operate_on_fraud(302), method="post")],
@@ -247,6 +259,8 @@ MATRIX: dict[str, list[Case]] = {
     "api/v1/^releases/(?P<pk>[^/.]+)/rollback/$": [
         Case(roles(200, 200, 200), method="post", data={"reason": "matrix"}, json=True, target="development"),
     ],
+    "api/v1/^builds/$": [Case(everyone(200)), Case({**roles(405, 405, 405, viewer=405)}, method="post", data={}, json=True)],
+    "api/v1/^builds/(?P<pk>[^/.]+)/$": [Case(by_visibility(200))],
 }
 
 
