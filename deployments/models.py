@@ -128,6 +128,9 @@ class ImageBuild(models.Model):
     step = models.CharField(max_length=16, blank=True)
     step_description = models.CharField(max_length=200, blank=True)
     log = models.TextField(blank=True)
+    # Characters dropped from the log's beginning to keep it within its limit,
+    # so that offsets into the whole log stay valid for clients that follow it.
+    log_dropped = models.PositiveBigIntegerField(default=0)
     failure_reason = models.TextField(blank=True)
     prepared = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

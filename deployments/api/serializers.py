@@ -105,10 +105,11 @@ class BuildDetailSerializer(BuildSerializer):
 
     log = serializers.SerializerMethodField(help_text="The stored log from log_offset to its end.")
     log_offset = serializers.SerializerMethodField(help_text="Character offset where `log` starts.")
-    log_length = serializers.SerializerMethodField(help_text="Length of the whole stored log in characters. Pass it as log_offset to get only newer text.")
+    log_length = serializers.SerializerMethodField(
+        help_text="Length in characters of the whole log, dropped beginning included. Pass it as log_offset to get only newer text."
+    )
     log_cut = serializers.SerializerMethodField(
-        help_text="True once the log outgrew its limit and lost its beginning. From then on its length stays about the same, "
-        "so offsets no longer follow it."
+        help_text="True once the log outgrew its limit of 200,000 characters and its beginning was dropped; offsets still count from the start."
     )
 
     class Meta(BuildSerializer.Meta):
@@ -116,16 +117,16 @@ class BuildDetailSerializer(BuildSerializer):
         read_only_fields = fields
 
     def get_log(self, build) -> str:
-        return build.log[self.context.get("log_offset", 0):]
+        return build.log[max(self.context.get("log_offset", 0) - build.log_dropped, 0):]
 
     def get_log_offset(self, build) -> int:
         return self.context.get("log_offset", 0)
 
     def get_log_length(self, build) -> int:
-        return len(build.log)
+        return build.log_dropped + len(build.log)
 
     def get_log_cut(self, build) -> bool:
-        return build.log.startswith(builds.LOG_CUT_MARKER)
+        return build.log_dropped > 0
 
 
 class ReleaseSerializer(serializers.ModelSerializer):

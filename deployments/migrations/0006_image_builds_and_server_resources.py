@@ -30,6 +30,7 @@ class Migration(migrations.Migration):
                 ('step', models.CharField(blank=True, max_length=16)),
                 ('step_description', models.CharField(blank=True, max_length=200)),
                 ('log', models.TextField(blank=True)),
+                ('log_dropped', models.PositiveBigIntegerField(default=0)),
                 ('failure_reason', models.TextField(blank=True)),
                 ('prepared', models.JSONField(blank=True, default=dict)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

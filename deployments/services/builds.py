@@ -26,8 +26,6 @@ logger = logging.getLogger("deployments.builds")
 # The log kept per build; a longer log keeps its end, where failures show.
 LOG_LIMIT_CHARS = 200_000
 LOG_FLUSH_SECONDS = 0.5
-# First line of a log whose beginning was dropped to stay within LOG_LIMIT_CHARS.
-LOG_CUT_MARKER = "[earlier output cut]\n"
 # Attribute that `prefetch_candidate_build` fills on each release's candidate server.
 _PREFETCHED_BUILDS = "latest_builds"
 
@@ -140,6 +138,7 @@ class BuildLogWriter:
     def __init__(self, build_id: int):
         self.build_id = build_id
         self.text = ""
+        self.dropped = 0
         self.step = ""
         self.step_description = ""
         self._dirty = False
@@ -152,8 +151,10 @@ class BuildLogWriter:
             self.step_description = " ".join(match.group(2).split())[:200]
 
         self.text += text + "\n"
-        if len(self.text) > LOG_LIMIT_CHARS:
-            self.text = LOG_CUT_MARKER + self.text[-LOG_LIMIT_CHARS:]
+        excess = len(self.text) - LOG_LIMIT_CHARS
+        if excess > 0:
+            self.text = self.text[excess:]
+            self.dropped += excess
         self._dirty = True
         if time.monotonic() - self._flushed_at >= LOG_FLUSH_SECONDS:
             self.flush()
@@ -162,7 +163,7 @@ class BuildLogWriter:
         if not self._dirty:
             return
         ImageBuild.objects.filter(pk=self.build_id).update(
-            log=self.text, step=self.step, step_description=self.step_description, heartbeat_at=timezone.now()
+            log=self.text, log_dropped=self.dropped, step=self.step, step_description=self.step_description, heartbeat_at=timezone.now()
         )
         self._dirty = False
         self._flushed_at = time.monotonic()

@@ -81,7 +81,17 @@ def test_log_writer_caps_log_length(server):
         writer.line(f"line {number:08d}")
     writer.flush()
     build.refresh_from_db()
-    assert len(build.log) <= builds.LOG_LIMIT_CHARS + len("[earlier output cut]\n")
+    assert len(build.log) <= builds.LOG_LIMIT_CHARS
+
+
+def test_log_writer_counts_dropped_characters(server):
+    build = _build(server)
+    writer = builds.BuildLogWriter(build.pk)
+    for number in range(30_000):
+        writer.line(f"line {number:08d}")
+    writer.flush()
+    build.refresh_from_db()
+    assert build.log_dropped + len(build.log) == 30_000 * len("line 00000000\n")
 
 
 def test_build_progress_counts_finished_steps(server):

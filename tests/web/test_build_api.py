@@ -6,7 +6,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import ImageBuild, ModelServer, Release
-from deployments.services.builds import LOG_CUT_MARKER
 from tests.web.conftest import add_build, client_for
 
 pytestmark = pytest.mark.django_db
@@ -172,9 +171,21 @@ def test_build_detail_rejects_bad_log_offset(world, finished_build, offset):
 
 
 def test_build_detail_marks_cut_log(world):
-    build = add_build(world["releases"]["development"], log=LOG_CUT_MARKER + "the end\n")
+    build = add_build(world["releases"]["development"], log="the end\n", log_dropped=500)
     response = client_for(world["vic"]).get(f"{URL}{build.pk}/")
     assert response.json()["log_cut"] is True
+
+
+def test_build_detail_offset_counts_dropped_characters(world):
+    build = add_build(world["releases"]["development"], log="kept line\nlast line\n", log_dropped=500)
+    response = client_for(world["vic"]).get(f"{URL}{build.pk}/", {"log_offset": 510})
+    assert response.json()["log"] == "last line\n"
+
+
+def test_build_detail_length_counts_dropped_characters(world):
+    build = add_build(world["releases"]["development"], log="the end\n", log_dropped=500)
+    response = client_for(world["vic"]).get(f"{URL}{build.pk}/")
+    assert response.json()["log_length"] == 508
 
 
 def test_build_detail_progress_null_before_first_step(world):
