@@ -14,17 +14,24 @@
     return pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
   }
 
-  document.addEventListener("htmx:beforeSwap", function () {
+  // Other parts of the page swap too, sometimes between this panel's swap
+  // and its settle, so only swaps of the build panel itself count.
+  function isBuildPanelSwap(event) {
+    const target = event.detail && event.detail.target;
+    return Boolean(target && target.id === "release-build");
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
     const pre = buildLog();
-    if (pre) {
+    if (pre && isBuildPanelSwap(event)) {
       followEnd = isAtEnd(pre);
       savedScrollTop = pre.scrollTop;
     }
   });
 
-  document.addEventListener("htmx:afterSettle", function () {
+  document.addEventListener("htmx:afterSettle", function (event) {
     const pre = buildLog();
-    if (pre) {
+    if (pre && isBuildPanelSwap(event)) {
       pre.scrollTop = followEnd ? pre.scrollHeight : savedScrollTop;
     }
   });
