@@ -20,18 +20,19 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         }
 
     def validate_runtime(self, value):
-        try:
-            environments.check_runtime(value)
-        except InvalidInput as exc:
-            raise serializers.ValidationError(exc.message) from exc
-        return value
+        return _checked(environments.check_runtime, value)
 
     def validate_runtime_config(self, value):
-        try:
-            environments.check_runtime_config(value)
-        except InvalidInput as exc:
-            raise serializers.ValidationError(exc.message) from exc
-        return value
+        return _checked(environments.check_runtime_config, value)
+
+
+def _checked(check, value):
+    """Run a service-layer check on a field value, turning its InvalidInput into the field's validation error."""
+    try:
+        check(value)
+    except InvalidInput as exc:
+        raise serializers.ValidationError(exc.message) from exc
+    return value
 
 
 class TrafficSerializer(serializers.ModelSerializer):

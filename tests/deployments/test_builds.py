@@ -64,34 +64,28 @@ def test_log_writer_tracks_engine_step(server):
     assert (build.step, build.step_description) == ("3/9", "RUN pip install --no-cache-dir -r requirements.txt")
 
 
-def test_log_writer_keeps_end_of_long_log(server):
+@pytest.fixture
+def long_log_build(server):
+    """A build whose writer received 30,000 lines, more than the log keeps."""
     build = _build(server)
     writer = builds.BuildLogWriter(build.pk)
     for number in range(30_000):
         writer.line(f"line {number:08d}")
     writer.flush()
     build.refresh_from_db()
-    assert build.log.endswith("line 00029999\n")
+    return build
 
 
-def test_log_writer_caps_log_length(server):
-    build = _build(server)
-    writer = builds.BuildLogWriter(build.pk)
-    for number in range(30_000):
-        writer.line(f"line {number:08d}")
-    writer.flush()
-    build.refresh_from_db()
-    assert len(build.log) <= builds.LOG_LIMIT_CHARS
+def test_log_writer_keeps_end_of_long_log(long_log_build):
+    assert long_log_build.log.endswith("line 00029999\n")
 
 
-def test_log_writer_counts_dropped_characters(server):
-    build = _build(server)
-    writer = builds.BuildLogWriter(build.pk)
-    for number in range(30_000):
-        writer.line(f"line {number:08d}")
-    writer.flush()
-    build.refresh_from_db()
-    assert build.log_dropped + len(build.log) == 30_000 * len("line 00000000\n")
+def test_log_writer_caps_log_length(long_log_build):
+    assert len(long_log_build.log) <= builds.LOG_LIMIT_CHARS
+
+
+def test_log_writer_counts_dropped_characters(long_log_build):
+    assert long_log_build.log_dropped + len(long_log_build.log) == 30_000 * len("line 00000000\n")
 
 
 def test_build_progress_counts_finished_steps(server):
