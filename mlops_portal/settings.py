@@ -303,6 +303,9 @@ PORTAL_LOCAL_ADVERTISE_HOST = env_str("PORTAL_LOCAL_ADVERTISE_HOST", PORTAL_LOCA
 PORTAL_SERVER_WORKERS = env_int("PORTAL_SERVER_WORKERS", 1, minimum=1, maximum=64)
 PORTAL_SERVER_READY_TIMEOUT = env_float("PORTAL_SERVER_READY_TIMEOUT", 120.0, minimum=1.0)
 PORTAL_SCALE_DOWN_DELAY = env_float("PORTAL_SCALE_DOWN_DELAY", 30.0, minimum=0.0)
+# An aborted release's candidate keeps running this many seconds for
+# inspection (logs, direct requests), unless a retry uses it again.
+PORTAL_ABORTED_CANDIDATE_RETENTION = env_float("PORTAL_ABORTED_CANDIDATE_RETENTION", 3600.0, minimum=0.0)
 PORTAL_GATEWAY_SYNC_TIMEOUT = env_float("PORTAL_GATEWAY_SYNC_TIMEOUT", 10.0, minimum=0.0)
 PORTAL_CONTROLLER_INTERVAL = env_float("PORTAL_CONTROLLER_INTERVAL", 0.5, minimum=0.05)
 # A release step (readiness wait, canary step, analysis) that takes longer than

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from deployments.models import Endpoint, Environment, ModelServer, Release, RouteBackend
@@ -126,7 +128,8 @@ def _check_version_deployable(version: ModelVersion) -> None:
 def _stop_leftover_servers(endpoint: Endpoint) -> None:
     """Stop servers without traffic that earlier releases left running, such as an aborted candidate."""
     leftovers = (
-        endpoint.servers.filter(state__in=[ModelServer.State.STARTING, ModelServer.State.READY], stop_after__isnull=True)
+        endpoint.servers.filter(state__in=[ModelServer.State.STARTING, ModelServer.State.READY])
+        .filter(Q(stop_after__isnull=True) | Q(stop_after__gt=timezone.now()))
         .exclude(backends__weight__gt=0)
         .select_related("endpoint")
     )
@@ -280,15 +283,19 @@ def abort(release_id: int, *, actor=None, reason: str = "") -> Release:
     """Send all traffic back to the stable version at once and end the release.
 
     The candidate server keeps running for inspection (its logs, direct
-    requests) until the endpoint's next release starts or this one is retried.
+    requests) for PORTAL_ABORTED_CANDIDATE_RETENTION seconds, or until the
+    endpoint's next release starts. A retry within that time uses it again.
     """
-    # NOTE: nothing else stops an aborted candidate, so without a next release
-    # it runs until someone stops it.
     with transaction.atomic():
         release = _locked_in(release_id, "aborted", Release.ACTIVE_STATES)
         _stop_controller(release)
         revision = rollout.return_to_stable(release)
-        kept = f"; server {release.candidate_server_id} keeps running for inspection" if release.candidate_server_id else ""
+        kept = ""
+        candidate = release.candidate_server
+        if candidate is not None and candidate.state not in (ModelServer.State.STOPPING, ModelServer.State.STOPPED):
+            retention = settings.PORTAL_ABORTED_CANDIDATE_RETENTION
+            rollout.schedule_scale_down(candidate, retention)
+            kept = f"; server {candidate.pk} keeps running for inspection for {retention / 60:g} min"
         traffic = f"all traffic back to v{release.stable_version.version} (route revision {revision})" if revision else "the candidate had no traffic"
         change_state(
             release,
@@ -418,12 +425,18 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
             )
 
         candidate = release.candidate_server
-        reused = candidate is not None and candidate.state == ModelServer.State.READY and candidate.stop_after is None
+        # An aborted candidate waits for its scale-down time, which a retry cancels.
+        reused = (
+            candidate is not None
+            and candidate.state == ModelServer.State.READY
+            and (candidate.stop_after is None or candidate.stop_after > timezone.now())
+        )
         if reused:
             # Checked again (health and smoke prediction) before it gets traffic,
             # since its process may have died while the release was aborted.
             candidate.state = ModelServer.State.STARTING
-            candidate.save(update_fields=["state"])
+            candidate.stop_after = None
+            candidate.save(update_fields=["state", "stop_after"])
         try:
             with transaction.atomic():
                 change_state(

@@ -162,7 +162,15 @@ def test_abort_returns_all_traffic_to_stable(canary, user):
 def test_abort_keeps_candidate_running(canary, user):
     releases.abort(canary.pk, actor=user)
     canary.candidate_server.refresh_from_db()
-    assert (canary.candidate_server.state, canary.candidate_server.stop_after) == ("ready", None)
+    assert canary.candidate_server.state == "ready"
+
+
+def test_abort_stops_candidate_after_retention(canary, user, settings):
+    settings.PORTAL_ABORTED_CANDIDATE_RETENTION = 600
+    before = timezone.now()
+    releases.abort(canary.pk, actor=user)
+    canary.candidate_server.refresh_from_db()
+    assert canary.candidate_server.stop_after >= before + timedelta(seconds=600)
 
 
 def test_abort_sets_aborted(canary, user):
@@ -230,6 +238,20 @@ def test_retry_clears_failure_reason(canary, user):
 def test_retry_aborted_release_reuses_candidate(canary, user):
     releases.abort(canary.pk, actor=user)
     assert releases.retry(canary.pk, actor=user).candidate_server_id == canary.candidate_server_id
+
+
+def test_retry_cancels_reused_candidate_scale_down(canary, user):
+    releases.abort(canary.pk, actor=user)
+    releases.retry(canary.pk, actor=user)
+    canary.candidate_server.refresh_from_db()
+    assert canary.candidate_server.stop_after is None
+
+
+def test_next_release_stops_aborted_candidate_now(canary, user, model_version):
+    releases.abort(canary.pk, actor=user)
+    releases.create_release(canary.endpoint, model_version, actor=user)
+    canary.candidate_server.refresh_from_db()
+    assert canary.candidate_server.stop_after <= timezone.now()
 
 
 def test_retry_failed_release_needs_new_candidate(canary, user):
