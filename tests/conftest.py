@@ -51,3 +51,13 @@ def api_client(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+@pytest.fixture
+def stack_worker_env() -> dict[str, str]:
+    """Extra environment for the integration stack's worker and beat (tests/integration/conftest.py).
+
+    Override it where a test needs values known only at run time, such as a
+    container engine's address.
+    """
+    return {}

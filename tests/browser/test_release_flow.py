@@ -65,10 +65,12 @@ def request_release_in_wizard(page, base_url: str) -> None:
 
     with page.expect_response(lambda response: "/releases/new/" in response.url):
         page.get_by_label("Canary").check()
+    wait_for_swap(page)
     for step in (1, 2):
         change(page, page.get_by_label(f"Step {step} pause (s)"), "2")
         with page.expect_response(lambda response: "/releases/new/" in response.url):
             page.get_by_label(f"Step {step} analysis").uncheck()
+        wait_for_swap(page)
     page.get_by_role("button", name="Next: Analysis thresholds").click()
     page.get_by_test_id("no-analysis").wait_for()
     page.get_by_role("button", name="Next: Review").click()
@@ -82,6 +84,16 @@ def change(page, field, value: str) -> None:
     with page.expect_response(lambda response: "/releases/new/" in response.url):
         field.fill(value)
         field.press("Tab")
+    wait_for_swap(page)
+
+
+def wait_for_swap(page) -> None:
+    """Wait until htmx has swapped and settled the last response, so the next input lands in the new form.
+
+    The response event comes before the swap; a field filled in between is
+    replaced by the swap and its change is lost.
+    """
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
 
 
 def progress_values_until(page, state_label: str, timeout: float) -> list[int]:

@@ -138,12 +138,6 @@ def stop_model_servers() -> None:
 
 
 @pytest.fixture
-def stack_worker_env() -> dict[str, str]:
-    """Extra environment for the worker and beat; override it where a test needs values known only at run time."""
-    return {}
-
-
-@pytest.fixture
 def stack(live_server, transactional_db, django_user_model, tmp_path, request, stack_worker_env):
     """The whole portal on this machine; yields a Stack with an API client logged in as an admin."""
     log_dir = tmp_path / "logs"
