@@ -6,11 +6,11 @@ button or a second tab cannot mix two wizards. A step's form is bound only
 after the user has seen it (its `<step>-seen` marker is in the data), so a
 step shown for the first time shows no errors.
 
-The canary editor has one row per traffic weight, each with an optional pause
-and analysis after it. `release_arguments` turns the rows into the release
+The canary editor has one row per traffic weight, each with an optional pause,
+analysis and wait for a person's promotion after it. `release_arguments` turns the rows into the release
 engine's plan (see deployments.services.plans), for example
 
-    plan = {"steps": [{"weight": 10}, {"pause": {"duration": 60}}, {"analysis": {}}, {"weight": 50}, ...]}
+    plan = {"steps": [{"weight": 10}, {"pause": {"duration": 60}}, {"analysis": {}}, {"pause": {}}, {"weight": 50}, ...]}
     analysis = {"window": 60, "min_requests": 50, "failure_limit": 1,
                 "metrics": [{"metric": "error_rate", "max": 0.01}, {"metric": "latency_p95_ms", "max": 500}]}
 
@@ -45,8 +45,8 @@ STEP_TITLES = {
 }
 MAX_CANARY_STEPS = 20
 DEFAULT_CANARY_STEPS = [
-    {"weight": 10, "pause_seconds": 0, "analysis": True},
-    {"weight": 50, "pause_seconds": 60, "analysis": True},
+    {"weight": 10, "pause_seconds": 0, "analysis": True, "wait_for_promotion": False},
+    {"weight": 50, "pause_seconds": 60, "analysis": True, "wait_for_promotion": False},
 ]
 # NOTE: an estimate for preparing and starting a model server and passing its
 # smoke prediction. The local runtime takes a few seconds on a small sklearn
@@ -193,6 +193,9 @@ class CanaryStepForm(forms.Form):
         label="Pause after the step (s)", min_value=0, max_value=86400, widget=forms.NumberInput(attrs=REFRESH_ATTRS)
     )
     analysis = forms.BooleanField(label="Run analysis", required=False, widget=forms.CheckboxInput(attrs=REFRESH_ATTRS))
+    wait_for_promotion = forms.BooleanField(
+        label="Wait until a person promotes", required=False, widget=forms.CheckboxInput(attrs=REFRESH_ATTRS)
+    )
 
 
 class BaseCanaryStepFormSet(forms.BaseFormSet):
@@ -257,7 +260,8 @@ class PlanRow:
     weight: Decimal
     pause_seconds: int
     analysis: bool
-    starts_at: int  # seconds after the release starts
+    wait_for_promotion: bool
+    starts_at: int  # seconds after the release starts, not counting waits for a person
 
 
 @dataclasses.dataclass
@@ -345,7 +349,7 @@ class Wizard:
     def add_canary_step(self) -> None:
         rows = self._raw_steps()
         if len(rows) < MAX_CANARY_STEPS:
-            rows.append({"weight": _halfway_to_full(rows), "pause_seconds": 60, "analysis": True})
+            rows.append({"weight": _halfway_to_full(rows), "pause_seconds": 60, "analysis": True, "wait_for_promotion": False})
         self._replace_steps(rows)
 
     def remove_canary_step(self, index: int) -> None:
@@ -364,6 +368,11 @@ class Wizard:
                     "weight": value(form.add_prefix("weight")) or initial.get("weight", ""),
                     "pause_seconds": value(form.add_prefix("pause_seconds")) or initial.get("pause_seconds", ""),
                     "analysis": _checked(value(form.add_prefix("analysis"))) if form.is_bound else initial.get("analysis", False),
+                    "wait_for_promotion": (
+                        _checked(value(form.add_prefix("wait_for_promotion")))
+                        if form.is_bound
+                        else initial.get("wait_for_promotion", False)
+                    ),
                 }
             )
         return rows
@@ -379,6 +388,8 @@ class Wizard:
             data[f"steps-{index}-pause_seconds"] = str(row["pause_seconds"])
             if row["analysis"]:
                 data[f"steps-{index}-analysis"] = "on"
+            if row.get("wait_for_promotion"):
+                data[f"steps-{index}-wait_for_promotion"] = "on"
         self.data = data
         self.steps = CanaryStepFormSet(data, prefix="steps")
 
@@ -394,10 +405,14 @@ class Wizard:
                 pause = int(raw["pause_seconds"] or 0)
             except (ArithmeticError, ValueError):
                 continue
-            rows.append(PlanRow(number, weight, pause, bool(raw["analysis"]), elapsed))
+            rows.append(PlanRow(number, weight, pause, bool(raw["analysis"]), bool(raw["wait_for_promotion"]), elapsed))
             elapsed += pause + (interval if raw["analysis"] else 0)
         self._plan_end = elapsed
         return rows
+
+    def waits_for_person(self) -> bool:
+        """Return whether the canary plan has a step that waits until a person promotes."""
+        return self.is_canary and any(row["wait_for_promotion"] for row in self._raw_steps())
 
     def estimated_seconds(self) -> int:
         if not self.is_canary:
@@ -439,6 +454,8 @@ class Wizard:
                 steps.append({"pause": {"duration": form.cleaned_data["pause_seconds"]}})
             if form.cleaned_data["analysis"]:
                 steps.append({"analysis": {}})
+            if form.cleaned_data["wait_for_promotion"]:
+                steps.append({"pause": {}})
         return {"strategy": strategy, "plan": {"steps": steps}, "analysis": self._analysis_settings()}
 
     def _analysis_settings(self) -> dict:

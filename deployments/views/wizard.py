@@ -108,6 +108,7 @@ def _render(request, wizard: Wizard, step: str, status: int = 200, show_errors: 
     if step in ("strategy", "review"):
         context["plan_rows"] = wizard.plan_rows() if wizard.is_canary else []
         context["estimated_seconds"] = wizard.estimated_seconds()
+        context["waits_for_person"] = wizard.waits_for_person()
         context["startup_seconds"] = STARTUP_ESTIMATE_SECONDS
     template = "deployments/partials/wizard.html" if request.htmx else "deployments/release_wizard.html"
     return render(request, template, context, status=status)

@@ -1,5 +1,7 @@
 """The release wizard through htmx posts: moving between steps, errors next to fields, and submitting."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -27,12 +29,15 @@ def fields(**overrides) -> dict:
 
 
 def canary_steps(*steps) -> dict:
+    """Form data for canary rows given as (weight, pause, analysis) or (weight, pause, analysis, wait_for_promotion)."""
     data = {"steps-TOTAL_FORMS": str(len(steps)), "steps-INITIAL_FORMS": "0"}
-    for index, (weight, pause, analysis) in enumerate(steps):
+    for index, (weight, pause, analysis, *wait) in enumerate(steps):
         data[f"steps-{index}-weight"] = str(weight)
         data[f"steps-{index}-pause_seconds"] = str(pause)
         if analysis:
             data[f"steps-{index}-analysis"] = "on"
+        if wait and wait[0]:
+            data[f"steps-{index}-wait_for_promotion"] = "on"
     return data
 
 
@@ -156,6 +161,26 @@ def test_wizard_stores_canary_plan_for_engine(world):
     assert [step for step in release.plan["steps"]] == [
         {"weight": 10.0}, {"pause": {"duration": 30.0}}, {"analysis": release.analysis}, {"weight": 60.0},
     ]
+
+
+def test_wizard_stores_wait_for_promotion_as_indefinite_pause(world):
+    data = fields(**{"strategy-strategy": "canary"}, **canary_steps((10, 0, False, True), (60, 0, False)))
+    post(client_for(world["dana"]), "review", "submit", **data)
+    release = Release.objects.get(endpoint__name="churn-new")
+    assert release.plan["steps"] == [{"weight": 10.0}, {"pause": {}}, {"weight": 60.0}]
+
+
+def test_wizard_preview_names_wait_for_person(world):
+    data = fields(**{"strategy-strategy": "canary"}, **canary_steps((10, 0, False, True), (60, 0, False)))
+    response = post(client_for(world["dana"]), "strategy", "strategy", **data)
+    assert "plus the time until a person promotes the release" in response.content.decode()
+
+
+def test_wizard_keeps_wait_for_promotion_when_adding_step(world):
+    data = fields(**{"strategy-strategy": "canary"}, **canary_steps((10, 0, False, True)))
+    response = client_for(world["dana"]).post(URL, {"current": "strategy", "op": "add-step", **data}, **HTMX)
+    checkbox = re.search(r'<input[^>]*name="steps-0-wait_for_promotion"[^>]*>', response.content.decode())
+    assert " checked" in checkbox.group(0)
 
 
 def test_wizard_stores_thresholds_for_engine(world):
