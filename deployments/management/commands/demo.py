@@ -4,7 +4,9 @@ The command migrates, creates an admin user, and trains and registers a
 scikit-learn model in a local MLflow store. It then starts the web server, a
 Celery worker, beat and the gateway, imports the model into the portal,
 deploys it and prints how to call it. Ctrl-C stops every process this command
-started, and the model servers.
+started, and the model servers. On the next run, every endpoint that served a
+version before gets that version started again, so the demo resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments.models import Environment, ModelServer, Release
+from deployments.models import Endpoint, Environment, ModelServer, Release
 from deployments.services import releases, servers
+from deployments.services.routing import current_stable_server
 from mlops_portal import demo
 from registry.models import ModelVersion
+from registry.services.aliases import set_alias
 
 ENDPOINT = "breast-cancer"
 
@@ -75,11 +79,16 @@ class Command(BaseCommand):
         self._step(f"Importing {model_uri} into the portal")
         version = self._import_version(model_uri, tracking_uri)
 
-        self._step(f"Deploying {version} to endpoint {ENDPOINT}")
-        release = self._deploy(version)
+        restarted = self._restart_live_endpoints()
+        release = restarted.get(ENDPOINT)
+        if release is None:
+            self._step(f"Deploying {version} to endpoint {ENDPOINT}")
+            release = self._start_release(ENDPOINT, version)
+        release = self._wait_for_release(release)
+        version = release.version
         self._wait_for_gateway(gateway_url)
         prediction = self._predict(gateway_url, version.input_example or {})
-        self._print_summary(web_url, gateway_url, password, release, version, log_dir, prediction)
+        self._print_summary(web_url, gateway_url, password, release, version, log_dir, prediction, tracking_uri)
 
         if options["no_wait"]:
             return
@@ -144,12 +153,32 @@ class Command(BaseCommand):
             version.refresh_from_db()
         if version.status == ModelVersion.Status.FAILED:
             raise CommandError(f"{version} failed its load check: {version.status_reason}")
+
+        # The import copies the version, not MLflow's alias, so the README's
+        # models:/...@champion examples need the alias set here too.
+        if not version.model.aliases.filter(alias="champion").exists():
+            set_alias(version.model, "champion", version.version)
         return version
 
-    def _deploy(self, version: ModelVersion) -> Release:
-        environment = Environment.objects.get(name="development")
-        endpoint = releases.get_or_create_endpoint(ENDPOINT, environment)
-        release = releases.create_release(endpoint, version, strategy=Release.Strategy.BLUE_GREEN)
+    def _restart_live_endpoints(self) -> dict[str, Release]:
+        """Start the version each endpoint served before the last stop again; return the releases by endpoint."""
+        started = {}
+        for endpoint in Endpoint.objects.select_related("environment"):
+            stable = current_stable_server(endpoint)
+            if stable is None or stable.is_running or endpoint.releases.filter(state__in=Release.OPEN_STATES).exists():
+                continue
+            self._step(f"Starting {stable.version} again on endpoint {endpoint.name}, which it served before")
+            started[endpoint.name] = self._start_release(endpoint.name, stable.version, endpoint.environment)
+            if started[endpoint.name].state == Release.State.AWAITING_APPROVAL:
+                self.stdout.write(f"    release {started[endpoint.name].pk} waits for an ops lead's approval")
+        return started
+
+    def _start_release(self, endpoint_name: str, version: ModelVersion, environment: Environment | None = None) -> Release:
+        environment = environment or Environment.objects.get(name="development")
+        endpoint = releases.get_or_create_endpoint(endpoint_name, environment)
+        return releases.create_release(endpoint, version, strategy=Release.Strategy.BLUE_GREEN)
+
+    def _wait_for_release(self, release: Release) -> Release:
         deadline = time.monotonic() + self.timeout
         while not release.is_final:
             if time.monotonic() > deadline:
@@ -195,13 +224,14 @@ class Command(BaseCommand):
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.read().decode()
 
-    def _print_summary(self, web_url, gateway_url, password, release, version, log_dir, prediction) -> None:
+    def _print_summary(self, web_url, gateway_url, password, release, version, log_dir, prediction, tracking_uri) -> None:
         payload = json.dumps(version.input_example or {})
         self.stdout.write(self.style.SUCCESS("\nMLOps Portal demo is running.\n"))
         self.stdout.write(f"  Web UI      {web_url}/  (user admin, password {password})")
         self.stdout.write(f"  API docs    {web_url}/api/docs/")
         self.stdout.write(f"  Release     {web_url}/releases/{release.pk}/")
         self.stdout.write(f"  Gateway     {gateway_url}/endpoints/{ENDPOINT}/invocations")
+        self.stdout.write(f"  MLflow      {tracking_uri}  (the demo model is {demo.DEMO_MODEL})")
         self.stdout.write(f"  Logs        {log_dir}/")
         self.stdout.write("\nPredict with:\n")
         self.stdout.write(
