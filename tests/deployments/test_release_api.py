@@ -96,12 +96,12 @@ def test_create_release_conflict_reports_open_state(api_client, environment, mod
 
 def test_rollback_of_unpromoted_release_returns_409(api_client, environment, model_version):
     release = api_client.post(URL, _body(), format="json").json()
-    response = api_client.post(f"{URL}{release['id']}/rollback/", {}, format="json")
+    response = api_client.post(f"{URL}{release['id']}/rollback/", {"reason": "regression"}, format="json")
     assert response.json()["error"]["details"]["state"] == "approved"
 
 
 def test_rollback_missing_release_returns_404(api_client):
-    response = api_client.post(f"{URL}999/rollback/", {}, format="json")
+    response = api_client.post(f"{URL}999/rollback/", {"reason": "regression"}, format="json")
     assert response.status_code == 404
 
 
