@@ -48,7 +48,11 @@ class TrafficSerializer(serializers.ModelSerializer):
 
 
 class EndpointSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
-    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all())
+    environment = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Environment.objects.all(),
+        error_messages={"does_not_exist": "Environment {value!r} does not exist; GET /api/v1/environments/ lists them."},
+    )
     traffic = TrafficSerializer(source="backends", many=True, read_only=True)
     invocations_url = serializers.SerializerMethodField()
     infer_url = serializers.SerializerMethodField()

@@ -235,8 +235,9 @@ MATRIX: dict[str, list[Case]] = {
     "api/v1/^endpoints/$": [
         Case(everyone(200)),
         Case(roles(201, 403, 201), method="post", data={"name": "new-endpoint", "environment": "development"}, json=True),
+        # An environment the user cannot see is unknown to them, and a name in the body answers 400.
         Case(
-            {**roles(404, 403, 201), "fran": 201},
+            {**roles(400, 403, 201), "fran": 201},
             method="post",
             data={"name": "new-endpoint", "environment": "fraud"},
             json=True,
