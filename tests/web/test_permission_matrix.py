@@ -208,6 +208,9 @@ MATRIX: dict[str, list[Case]] = {
     "models/<int:pk>/versions/<int:version>/delete/": [Case(roles(302, 403, 302), method="post")],
     # API
     "api/schema/": [Case(everyone(200))],
+    "api/v1/": [Case(everyone(200))],
+    # The catch-all after every API route, so an unknown path gets a JSON 404.
+    "^api/": [Case(everyone(404)), Case(everyone(404), method="post", data={}, json=True)],
     "api/docs/": [Case(everyone(200))],
     "api/v1/gateway/routes": [Case({person: 401 for person in PERSONAS})],
     "api/v1/gateway/reports": [Case({person: 401 for person in PERSONAS}, method="post")],
