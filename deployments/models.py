@@ -270,6 +270,17 @@ class Release(models.Model):
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
 
+    @property
+    def can_be_withdrawn(self) -> bool:
+        """Whether the release has not started: it awaits approval, or is approved without a candidate server yet.
+
+        Aborting such a release changes no traffic, so its requester may do it
+        without the role that operates releases (mlops_portal.access.can_abort).
+        """
+        if self.state == self.State.AWAITING_APPROVAL:
+            return True
+        return self.state == self.State.APPROVED and self.candidate_server_id is None
+
 
 class ReleaseEvent(models.Model):
     """One thing that happened to a release: a state change, a traffic change, an action."""

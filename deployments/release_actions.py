@@ -37,6 +37,8 @@ class ReleaseAction:
     def applies_to(self, release: Release) -> bool:
         if release.state not in self.states:
             return False
+        if self.name == "retry" and release.state == State.ABORTED:
+            return not releases.was_withdrawn_before_approval(release)
         return not (self.name == "rollback" and release.stable_version_id is None)
 
     def run(self, release_id: int, *, actor, text: str) -> Release:
@@ -53,7 +55,9 @@ ACTIONS = [
     ReleaseAction("resume", "Resume", Capability.OPERATE, (State.PAUSED,), "resume"),
     ReleaseAction("promote", "Promote to the next step", Capability.OPERATE, (State.PROGRESSING, State.PAUSED), "promote"),
     ReleaseAction("promote-fully", "Promote fully", Capability.OPERATE, (State.PROGRESSING, State.PAUSED), "promote_fully"),
-    ReleaseAction("abort", "Abort", Capability.OPERATE, Release.ACTIVE_STATES, "abort", text_required=True, style="danger"),
+    ReleaseAction(
+        "abort", "Abort", Capability.ABORT, (State.AWAITING_APPROVAL, *Release.ACTIVE_STATES), "abort", text_required=True, style="danger"
+    ),
     ReleaseAction("rollback", "Roll back", Capability.OPERATE, (State.PROMOTED,), "rollback", text_required=True, style="danger"),
     ReleaseAction("retry", "Retry", Capability.OPERATE, (State.FAILED, State.ABORTED), "retry"),
 ]
@@ -64,6 +68,8 @@ def allowed(user, release: Release, action: ReleaseAction) -> bool:
     """Return whether the user's role allows `action` on `release` (a release they can see)."""
     if action.capability == Capability.APPROVE:
         return access.can_approve(user, release) and not release.approvals.filter(approver_id=user.pk).exists()
+    if action.capability == Capability.ABORT:
+        return access.can_abort(user, release)
     return access.can_operate_in(user, release.endpoint.environment)
 
 

@@ -51,6 +51,7 @@ class Capability(enum.Enum):
     REGISTER = "register"  # register model versions, set aliases
     REQUEST = "request"  # request a release, create an endpoint
     OPERATE = "operate"  # pause, resume, promote, abort, roll back, retry
+    ABORT = "abort"  # OPERATE, or the requester of a release that has not started (withdrawing it)
     APPROVE = "approve"  # approve or reject a release
     ADMINISTER = "administer"  # create and change environments
 
@@ -203,6 +204,17 @@ def can_operate_in(user, environment: Environment) -> bool:
     return has_role(user, DATA_SCIENTIST) and not environment.requires_approval
 
 
+def can_abort(user, release: Release) -> bool:
+    """Return whether the user may abort `release`: anyone who operates releases there, or its requester before it starts.
+
+    The requester's right depends on the state read without a lock. A release
+    approved in between still ends, and the service records its traffic change.
+    """
+    if can_operate_in(user, release.endpoint.environment):
+        return True
+    return release.requested_by_id == user.pk and has_role(user, ADMIN, DATA_SCIENTIST) and release.can_be_withdrawn
+
+
 def can_approve(user, release: Release) -> bool:
     """Return whether the user holds an approving role and did not request the release."""
     return has_role(user, ADMIN, OPS_LEAD) and release.requested_by_id != user.pk
@@ -267,7 +279,8 @@ def get_release_for_user(
     """Return a release the user may see, checked for `capability`.
 
     APPROVE also rejects the release's requester, because a requester may
-    not approve their own release.
+    not approve their own release. ABORT also accepts the requester of a
+    release that has not started (see can_abort).
     """
     base = queryset if queryset is not None else Release.objects.select_related("endpoint__environment")
     release = _visible(base, visible_releases(user), release_id)
@@ -280,6 +293,12 @@ def get_release_for_user(
         if release.requested_by_id == user.pk:
             raise Forbidden(f"You requested release {release.pk}, so another ops lead must approve or reject it.")
         return release
+
+    if capability == Capability.ABORT:
+        if can_abort(user, release):
+            return release
+        # The operate rule explains the refusal, since the requester's exception does not apply.
+        capability = Capability.OPERATE
 
     _check_environment_capability(user, release.endpoint.environment, capability, f"release {release.pk}")
     return release

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 
+from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
 from mlops_portal import access
 from mlops_portal.errors import Forbidden, PortalError
+from mlops_portal.views import not_found_error
 
 logger = logging.getLogger("mlops_portal.access")
 
@@ -33,8 +35,14 @@ class PortalAccessMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if isinstance(exception, PortalError) and not request.path.startswith("/api/v1/"):
+        if request.path.startswith("/api/v1/"):
+            return None
+        if isinstance(exception, PortalError):
             return self._error_page(request, exception)
+        # Http404 from a page view (get_object_or_404) gets the portal's 404
+        # page here even with DEBUG on, which would show Django's technical page.
+        if isinstance(exception, Http404):
+            return self._error_page(request, not_found_error(request.path))
         return None
 
     def _error_page(self, request, error: PortalError):

@@ -15,8 +15,8 @@ from mlops_portal.access import Capability
 from mlops_portal.errors import Forbidden
 
 # Release actions that need another capability than OPERATE; any other
-# action with an unsafe method (pause, abort, rollback, ...) needs OPERATE.
-RELEASE_ACTION_CAPABILITIES = {"approve": Capability.APPROVE, "reject": Capability.APPROVE}
+# action with an unsafe method (pause, rollback, ...) needs OPERATE.
+RELEASE_ACTION_CAPABILITIES = {"approve": Capability.APPROVE, "reject": Capability.APPROVE, "abort": Capability.ABORT}
 
 
 def _capability(request, view, special: dict[str, Capability], default: Capability) -> Capability:

@@ -1,8 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from mlops_portal.api_views import ApiNotFoundView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,7 +13,13 @@ urlpatterns = [
     path("api/v1/", include("mlops_portal.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    # After every API route: the rest of /api/ gets a JSON 404, whatever DEBUG is.
+    re_path(r"^api/", ApiNotFoundView.as_view(), name="api-not-found"),
     path("audit/", include("audit.urls")),
     path("", include("deployments.urls")),
     path("models/", include("registry.urls")),
 ]
+
+# Used for URLs that match no route only when DEBUG is off. With DEBUG on,
+# Django answers those with its technical 404 page instead.
+handler404 = "mlops_portal.views.page_not_found"

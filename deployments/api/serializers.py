@@ -1,12 +1,13 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from deployments.api.validation import RejectUnknownFieldsMixin
 from deployments.models import Endpoint, Environment, ImageBuild, Release, ReleaseEvent, RouteBackend
 from deployments.services import builds, environments
 from mlops_portal.errors import InvalidInput
 
 
-class EnvironmentSerializer(serializers.ModelSerializer):
+class EnvironmentSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Environment
         fields = ["id", "name", "description", "requires_approval", "approvals_required", "runtime", "runtime_config", "created_at"]
@@ -46,8 +47,12 @@ class TrafficSerializer(serializers.ModelSerializer):
         fields = ["server", "model", "version", "weight", "role", "url"]
 
 
-class EndpointSerializer(serializers.ModelSerializer):
-    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all())
+class EndpointSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+    environment = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Environment.objects.all(),
+        error_messages={"does_not_exist": "Environment {value!r} does not exist; GET /api/v1/environments/ lists them."},
+    )
     traffic = TrafficSerializer(source="backends", many=True, read_only=True)
     invocations_url = serializers.SerializerMethodField()
     infer_url = serializers.SerializerMethodField()
@@ -159,7 +164,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
         return None if build is None else BuildSummarySerializer(build).data
 
 
-class ReleaseCreateSerializer(serializers.Serializer):
+class ReleaseCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """The version is `model` with `version` or `alias`, or a `model_uri` such as models:/name@champion."""
 
     endpoint = serializers.SlugField(max_length=64)
@@ -184,13 +189,13 @@ class ReleaseCreateSerializer(serializers.Serializer):
         return data
 
 
-class ActionSerializer(serializers.Serializer):
+class ActionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class ApprovalSerializer(serializers.Serializer):
+class ApprovalSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class RejectionSerializer(serializers.Serializer):
+class RejectionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=2000)

@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 from django.conf import settings
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
@@ -23,9 +25,9 @@ from deployments.filters import BuildFilter
 from deployments.services import approvals, builds, releases
 from mlops_portal import access
 from mlops_portal.access import Capability
-from mlops_portal.errors import InvalidInput
+from mlops_portal.errors import InvalidInput, NotFound
 from mlops_portal.permissions import BuildAccess, EndpointAccess, EnvironmentAccess, ReleaseAccess
-from registry.services.versions import get_version, resolve_version
+from registry.services.versions import get_model_by_name, get_version, get_version_of, resolve_version
 
 
 class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
@@ -49,7 +51,8 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return {**super().get_serializer_context(), "gateway_url": settings.PORTAL_GATEWAY_URL}
 
     def perform_create(self, serializer):
-        access.get_environment_for_user(self.request.user, serializer.validated_data["environment"].name, Capability.REQUEST)
+        with _body_reference():
+            access.get_environment_for_user(self.request.user, serializer.validated_data["environment"].name, Capability.REQUEST)
         serializer.save(created_by=self.request.user)
 
     @extend_schema(request=ActionSerializer, responses=ReleaseSerializer)
@@ -82,14 +85,19 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
-        if data.get("model_uri"):
-            version = resolve_version(data["model_uri"], field="model_uri")
-        else:
-            version = get_version(data["model"], version=data.get("version"), alias=data.get("alias"))
+        with _body_reference():
+            if data.get("model_uri"):
+                version = resolve_version(data["model_uri"], field="model_uri")
+            else:
+                model = get_model_by_name(data["model"], field="model")
+                if "alias" in data:
+                    version = get_version(model.name, alias=data["alias"], field="alias")
+                else:
+                    version = get_version_of(model, data["version"], field="version")
 
-        environment = None
-        if data.get("environment"):
-            environment = access.get_environment_for_user(request.user, data["environment"], Capability.REQUEST)
+            environment = None
+            if data.get("environment"):
+                environment = access.get_environment_for_user(request.user, data["environment"], Capability.REQUEST)
         access.check_endpoint_name_for_request(request.user, data["endpoint"])
         endpoint = releases.get_or_create_endpoint(data["endpoint"], environment, actor=request.user)
 
@@ -218,6 +226,19 @@ class BuildViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         build = self.get_object()
         context = {**self.get_serializer_context(), "log_offset": _log_offset(request)}
         return Response(BuildDetailSerializer(build, context=context).data)
+
+
+@contextmanager
+def _body_reference():
+    """Turn NotFound for a name given in the request body into InvalidInput on the same field.
+
+    The URL exists and only the body is wrong, so the status is 400, and 404
+    stays for URLs of missing objects.
+    """
+    try:
+        yield
+    except NotFound as exc:
+        raise InvalidInput(exc.message, field=exc.field, details=exc.details) from exc
 
 
 def _log_offset(request) -> int:

@@ -187,11 +187,13 @@ def _explicit_steps(raw_steps, analysis_spec: dict) -> list[dict]:
 
 def _step(raw, index: int, analysis_spec: dict) -> dict:
     field = f"plan.steps[{index}]"
-    label = f"Step {index + 1} ({field})"
+    # Messages start with the step number, and the path follows once, such as
+    # "Step 2: plan.steps[1].pause.duration must be ...".
+    label = f"Step {index + 1}"
     kinds = ("weight", "pause", "analysis")
     if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in kinds:
         raise InvalidInput(
-            f"{label} must be an object with exactly one of weight, pause and analysis, "
+            f"{label}: {field} must be an object with exactly one of weight, pause and analysis, "
             f'such as {{"weight": 10}}, {{"pause": {{"duration": 60}}}} or {{"analysis": {{}}}}, got {raw!r}.',
             field=field,
         )
@@ -211,7 +213,7 @@ def _step(raw, index: int, analysis_spec: dict) -> dict:
     _reject_unknown_keys(overrides, _STEP_ANALYSIS_KEYS, f"{field}.analysis", "an analysis step")
     if not analysis_spec and "metrics" not in overrides:
         raise InvalidInput(
-            f"{label} is an analysis step, but neither the step nor the release's analysis has metrics. "
+            f"{label}: {field} is an analysis step, but neither the step nor the release's analysis has metrics. "
             'Give analysis.metrics, for example [{"metric": "error_rate", "max": 0.01}].',
             field=f"{field}.analysis",
         )
@@ -229,7 +231,7 @@ def _linear(raw) -> dict:
                 field=f"plan.linear.{key}",
             )
 
-    step_weight = _weight(linear["step_weight"], "plan.linear.step_weight", "plan.linear")
+    step_weight = _weight(linear["step_weight"], "plan.linear.step_weight")
     if step_weight <= 0 or step_weight >= 100:
         raise InvalidInput(
             f"plan.linear.step_weight must be above 0 and below 100, got {step_weight}.",
@@ -401,14 +403,15 @@ def _preview(raw, field: str) -> dict | None:
     return {"header": header.lower(), "value": value}
 
 
-def _weight(value, field: str, label: str) -> Decimal:
+def _weight(value, field: str, label: str | None = None) -> Decimal:
     expected = "a percentage from 0 to 100 with at most one decimal, such as 25 or 0.5"
+    prefix = f"{label}: " if label else ""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInput(f"{label}: weight must be {expected}, got {value!r}.", field=field)
+        raise InvalidInput(f"{prefix}{field} must be {expected}, got {value!r}.", field=field)
 
     weight = Decimal(str(value))
     if weight != weight.quantize(Decimal("0.1")) or not 0 <= weight <= 100:
-        raise InvalidInput(f"{label}: weight {value!r} is not {expected}.", field=field)
+        raise InvalidInput(f"{prefix}{field} {value!r} is not {expected}.", field=field)
     return weight.quantize(Decimal("0.1"))
 
 

@@ -2,7 +2,9 @@
 
 Each action (pause, resume, promote, promote_fully, abort, rollback, retry)
 takes the release id, the acting user (None for the system) and a free-text
-reason. It locks the release, checks that the action makes sense in the
+reason. Abort and rollback require a non-empty reason and raise InvalidInput
+on field "reason" without one, because they end a release or move its traffic
+back. Each action locks the release, checks that the action makes sense in the
 release's state, changes the state, records one event with the actor, time and
 reason, and returns the release. In a state where the action makes no sense it
 raises Conflict, which the API turns into 409, with the current state in
@@ -33,6 +35,7 @@ State = Release.State
 __all__ = [
     "abort", "create_release", "current_stable_server", "get_or_create_endpoint", "get_release_for_update",
     "pause", "promote", "promote_fully", "resume", "retry", "rollback", "rollback_endpoint", "schedule_controller",
+    "was_withdrawn_before_approval",
 ]
 
 
@@ -279,16 +282,23 @@ def _promote_fully(release: Release, actor, reason: str) -> Release:
     return release
 
 
-def abort(release_id: int, *, actor=None, reason: str = "") -> Release:
+def abort(release_id: int, *, actor=None, reason: str) -> Release:
     """Send all traffic back to the stable version at once and end the release.
+
+    A release that has not started (awaiting approval, or approved without a
+    candidate server) ends without a route change, which withdraws it.
 
     The candidate server keeps running for inspection (its logs, direct
     requests) for PORTAL_ABORTED_CANDIDATE_RETENTION seconds, or until the
     endpoint's next release starts. A retry within that time uses it again.
     """
+    reason = _required_reason(reason, f"abort release {release_id}", "why the release ended")
     with transaction.atomic():
-        release = _locked_in(release_id, "aborted", Release.ACTIVE_STATES)
+        release = _locked_in(release_id, "aborted", (State.AWAITING_APPROVAL, *Release.ACTIVE_STATES))
         _stop_controller(release)
+        if release.can_be_withdrawn:
+            return _withdraw(release, actor, reason)
+
         revision = rollout.return_to_stable(release)
         kept = ""
         candidate = release.candidate_server
@@ -311,13 +321,14 @@ def abort(release_id: int, *, actor=None, reason: str = "") -> Release:
     return release
 
 
-def rollback(release_id: int, *, actor=None, reason: str = "") -> Release:
+def rollback(release_id: int, *, actor=None, reason: str) -> Release:
     """Send all traffic back to the release's stable version after it was promoted.
 
     When the stable server still runs (inside the scale-down delay) this is one
     route change. When it was already stopped, a new blue/green release starts
     the stable version again and switches to it once it is ready.
     """
+    reason = _required_reason(reason, f"roll back release {release_id}", "why traffic went back to the earlier version")
     with transaction.atomic():
         release = _locked_in(release_id, "rolled back", (State.PROMOTED,))
         if release.stable_version is None:
@@ -364,6 +375,24 @@ def rollback(release_id: int, *, actor=None, reason: str = "") -> Release:
         return release
 
 
+def _withdraw(release: Release, actor, reason: str) -> Release:
+    change_state(
+        release,
+        State.ABORTED,
+        _action_message(actor, f"withdrew the release while it was {_state_name(release.state)}; traffic is unchanged", reason),
+        actor=actor,
+        kind="abort",
+        data={**_action_data(reason), "withdrawn": True},
+        finished_at=timezone.now(),
+    )
+    return release
+
+
+def was_withdrawn_before_approval(release: Release) -> bool:
+    """Return whether the release was aborted while it awaited approval, so no one ever approved it."""
+    return release.events.filter(kind="abort", from_state=State.AWAITING_APPROVAL).exists()
+
+
 def _switch_back(release: Release, stable: ModelServer) -> int:
     revision = rollout.return_to_stable(release)
     if revision is None:
@@ -402,6 +431,12 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
     """
     with transaction.atomic():
         release = _locked_in(release_id, "retried", (State.FAILED, State.ABORTED))
+        if was_withdrawn_before_approval(release):
+            raise Conflict(
+                f"Release {release.pk} was withdrawn before anyone approved it, so retrying it would skip the approval. "
+                "Create a new release instead.",
+                details={"state": release.state},
+            )
         endpoint = Endpoint.objects.select_for_update().get(pk=release.endpoint_id)
 
         newer = endpoint.releases.filter(created_at__gt=release.created_at).exclude(state=State.REJECTED).first()
@@ -469,7 +504,7 @@ def retry(release_id: int, *, actor=None, reason: str = "") -> Release:
     return release
 
 
-def rollback_endpoint(endpoint: Endpoint, *, actor=None, reason: str = "") -> Release:
+def rollback_endpoint(endpoint: Endpoint, *, actor=None, reason: str) -> Release:
     """Roll back the endpoint's most recent promoted release."""
     release = endpoint.releases.filter(state=State.PROMOTED).order_by("-created_at").first()
     if release is None:
@@ -484,12 +519,36 @@ def _locked_in(release_id: int, verb: str, states) -> Release:
     """Lock the release, or raise Conflict with its state when it is in none of `states`."""
     release = get_release_for_update(release_id)
     if release.state not in states:
-        allowed = ", ".join(str(state) for state in states)
+        allowed = _join_or([_state_name(state) for state in states])
         raise Conflict(
-            f"Release {release.pk} is {release.state}, so it cannot be {verb}. Only a release that is {allowed} can.",
+            f"Release {release.pk} is {_state_name(release.state)}, so it cannot be {verb}. Only a release that is {allowed} can.",
             details={"state": release.state},
         )
     return release
+
+
+def _state_name(state: str) -> str:
+    """Return a state's display name in lower case, such as "awaiting approval"."""
+    return State(state).label.lower()
+
+
+def _join_or(items: list[str]) -> str:
+    """Join ["a", "b", "c"] as "a, b or c"."""
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _required_reason(reason: str, action: str, what_it_explains: str) -> str:
+    """Return the stripped reason, or raise InvalidInput on field "reason" when it is empty."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(
+            f"Give a reason to {action}. It is stored in the release's event log and the audit log, "
+            f"so others can see {what_it_explains}.",
+            field="reason",
+        )
+    return reason
 
 
 def _state_for_candidate(server: ModelServer | None) -> str:

@@ -14,7 +14,7 @@ logger = logging.getLogger("deployments.restore")
 State = Release.State
 
 
-def restore_version(endpoint: Endpoint, version: ModelVersion, *, actor, reason: str = "") -> Release:
+def restore_version(endpoint: Endpoint, version: ModelVersion, *, actor, reason: str) -> Release:
     """Send the endpoint's traffic back to `version` and return the release that does it.
 
     When the endpoint's latest release was promoted and replaced `version`,

@@ -56,7 +56,11 @@ def _action_failed(request, release_id, action: ReleaseAction, error: PortalErro
         return redirect("release-detail", release_id=release_id)
 
     release = access.get_release_for_user(request.user, release_id)
-    context = {**presenters.release_page(request.user, release), "failed_action": action.name, "error": error}
+    context = {**presenters.release_page(request.user, release), "error": error}
+    # The panel shows the error under the action's form, or at its top when the
+    # release moved to a state that no longer offers the action.
+    if any(offered.name == action.name for offered in context["actions"]):
+        context["failed_action"] = action.name
     status = 422 if isinstance(error, InvalidInput) else error.status
     return render(request, "deployments/partials/release_actions.html", context, status=status)
 
@@ -82,8 +86,13 @@ def endpoint_restore(request, name):
     if version is None:
         raise NotFound(f"Endpoint {endpoint.name} served no version with id {request.POST.get('version')!r} recently.")
 
+    reason = request.POST.get("reason", "").strip()[:MAX_TEXT_LENGTH]
+    if not reason:
+        messages.error(request, f"Give a reason to roll back to v{version.version}.")
+        return redirect("endpoint-detail", name=endpoint.name)
+
     try:
-        release = restore_version(endpoint, version, actor=request.user, reason=request.POST.get("reason", "").strip()[:MAX_TEXT_LENGTH])
+        release = restore_version(endpoint, version, actor=request.user, reason=reason)
     except PortalError as exc:
         messages.error(request, exc.message)
         return redirect("endpoint-detail", name=endpoint.name)

@@ -37,7 +37,7 @@ def test_canary_weight_two_decimals_names_step():
 
 def test_canary_weight_two_decimals_message_names_rule():
     error = _error("canary", {"steps": [{"weight": 10}, {"weight": 12.25}]})
-    assert error.message.startswith("Step 2 (plan.steps[1]): weight 12.25 is not a percentage from 0 to 100 with at most one decimal")
+    assert error.message.startswith("Step 2: plan.steps[1].weight 12.25 is not a percentage from 0 to 100 with at most one decimal")
 
 
 def test_canary_weight_above_100_rejected():
@@ -60,6 +60,16 @@ def test_canary_unknown_step_kind_rejected():
 def test_canary_negative_pause_names_field():
     error = _error("canary", {"steps": [{"pause": {"duration": -1}}]})
     assert error.field == "plan.steps[0].pause.duration"
+
+
+def test_canary_pause_duration_message_names_path_once():
+    error = _error("canary", {"steps": [{"weight": 10}, {"pause": {"duration": -1}}]})
+    assert error.message == "Step 2: plan.steps[1].pause.duration must be from 0 to 604800 seconds, got -1."
+
+
+def test_canary_pause_not_object_names_path_once():
+    error = _error("canary", {"steps": [{"pause": 30}]})
+    assert error.message == "Step 1: plan.steps[0].pause must be a JSON object, got 30."
 
 
 def test_canary_pause_unknown_key_names_field():

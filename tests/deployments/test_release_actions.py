@@ -9,7 +9,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from deployments.models import ModelServer, Release, RouteBackend
 from deployments.services import controller, releases
-from mlops_portal.errors import Conflict
+from mlops_portal.errors import Conflict, InvalidInput
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +123,7 @@ def test_promote_blue_green_switches_traffic(make_release, user):
 
 
 def test_promote_of_final_release_conflicts(canary, user):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     with pytest.raises(Conflict) as caught:
         releases.promote(canary.pk, actor=user)
     assert caught.value.details == {"state": "aborted"}
@@ -160,7 +160,7 @@ def test_abort_returns_all_traffic_to_stable(canary, user):
 
 
 def test_abort_keeps_candidate_running(canary, user):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     canary.candidate_server.refresh_from_db()
     assert canary.candidate_server.state == "ready"
 
@@ -168,24 +168,24 @@ def test_abort_keeps_candidate_running(canary, user):
 def test_abort_stops_candidate_after_retention(canary, user, settings):
     settings.PORTAL_ABORTED_CANDIDATE_RETENTION = 600
     before = timezone.now()
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     canary.candidate_server.refresh_from_db()
     assert canary.candidate_server.stop_after >= before + timedelta(seconds=600)
 
 
 def test_abort_sets_aborted(canary, user):
-    assert releases.abort(canary.pk, actor=user).state == "aborted"
+    assert releases.abort(canary.pk, actor=user, reason="numbers look off").state == "aborted"
 
 
 def test_abort_of_aborted_release_conflicts(canary, user):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     with pytest.raises(Conflict) as caught:
-        releases.abort(canary.pk, actor=user)
+        releases.abort(canary.pk, actor=user, reason="numbers look off")
     assert caught.value.details == {"state": "aborted"}
 
 
 def test_next_release_stops_aborted_candidate(canary, user, model_version):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     releases.create_release(canary.endpoint, model_version, actor=user)
     canary.candidate_server.refresh_from_db()
     assert canary.candidate_server.stop_after is not None
@@ -202,7 +202,7 @@ def test_rollback_after_promotion_restores_stable(canary, user):
 
 def test_rollback_keeps_stable_running(canary, user):
     releases.promote_fully(canary.pk, actor=user)
-    releases.rollback(canary.pk, actor=user)
+    releases.rollback(canary.pk, actor=user, reason="regression")
     canary.stable_server.refresh_from_db()
     assert canary.stable_server.stop_after is None
 
@@ -210,14 +210,14 @@ def test_rollback_keeps_stable_running(canary, user):
 def test_rollback_with_stopped_stable_starts_new_release(canary, user):
     releases.promote_fully(canary.pk, actor=user)
     ModelServer.objects.filter(pk=canary.stable_server_id).update(state="stopped")
-    releases.rollback(canary.pk, actor=user)
+    releases.rollback(canary.pk, actor=user, reason="regression")
     restart = Release.objects.exclude(pk=canary.pk).get()
     assert (restart.version_id, restart.state, restart.plan["rollback_of"]) == (canary.stable_version_id, "approved", canary.pk)
 
 
 def test_rollback_of_progressing_release_conflicts(canary, user):
     with pytest.raises(Conflict) as caught:
-        releases.rollback(canary.pk, actor=user)
+        releases.rollback(canary.pk, actor=user, reason="regression")
     assert caught.value.details == {"state": "progressing"}
 
 
@@ -236,19 +236,19 @@ def test_retry_clears_failure_reason(canary, user):
 
 
 def test_retry_aborted_release_reuses_candidate(canary, user):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     assert releases.retry(canary.pk, actor=user).candidate_server_id == canary.candidate_server_id
 
 
 def test_retry_cancels_reused_candidate_scale_down(canary, user):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     releases.retry(canary.pk, actor=user)
     canary.candidate_server.refresh_from_db()
     assert canary.candidate_server.stop_after is None
 
 
 def test_next_release_stops_aborted_candidate_now(canary, user, model_version):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     releases.create_release(canary.endpoint, model_version, actor=user)
     canary.candidate_server.refresh_from_db()
     assert canary.candidate_server.stop_after <= timezone.now()
@@ -266,7 +266,7 @@ def test_retry_of_progressing_release_conflicts(canary, user):
 
 
 def test_retry_with_newer_release_conflicts(canary, user, model_version):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     releases.create_release(canary.endpoint, model_version, actor=user)
     with pytest.raises(Conflict) as caught:
         releases.retry(canary.pk, actor=user)
@@ -282,13 +282,13 @@ def test_api_pause_returns_paused_release(api_client, canary):
 
 
 def test_api_pause_wrong_state_returns_409(api_client, canary):
-    releases.abort(canary.pk)
+    releases.abort(canary.pk, reason="numbers look off")
     response = api_client.post(URL.format(id=canary.pk, action="pause"), {}, format="json")
     assert response.status_code == 409
 
 
 def test_api_conflict_reports_state(api_client, canary):
-    releases.abort(canary.pk)
+    releases.abort(canary.pk, reason="numbers look off")
     response = api_client.post(URL.format(id=canary.pk, action="resume"), {}, format="json")
     assert response.json()["error"]["details"] == {"state": "aborted"}
 
@@ -305,12 +305,12 @@ def test_api_promote_fully_records_actor(api_client, user, canary):
 
 
 def test_api_abort_returns_aborted(api_client, canary):
-    response = api_client.post(URL.format(id=canary.pk, action="abort"), {}, format="json")
+    response = api_client.post(URL.format(id=canary.pk, action="abort"), {"reason": "numbers look off"}, format="json")
     assert response.json()["state"] == "aborted"
 
 
 def test_api_retry_returns_approved(api_client, canary):
-    releases.abort(canary.pk)
+    releases.abort(canary.pk, reason="numbers look off")
     response = api_client.post(URL.format(id=canary.pk, action="retry"), {}, format="json")
     assert response.json()["state"] == "approved"
 
@@ -327,6 +327,70 @@ def test_resume_after_build_deadline_returns_to_building(make_release, user):
 
 
 def test_retry_checks_reused_candidate_again(canary, user):
-    releases.abort(canary.pk, actor=user)
+    releases.abort(canary.pk, actor=user, reason="numbers look off")
     releases.retry(canary.pk, actor=user)
     assert ModelServer.objects.get(pk=canary.candidate_server_id).state == "starting"
+
+
+# Reasons for abort and rollback
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_abort_without_reason_names_field(canary, user, reason):
+    with pytest.raises(InvalidInput) as caught:
+        releases.abort(canary.pk, actor=user, reason=reason)
+    assert caught.value.field == "reason"
+
+
+def test_abort_without_reason_keeps_state(canary, user):
+    with pytest.raises(InvalidInput):
+        releases.abort(canary.pk, actor=user, reason="")
+    canary.refresh_from_db()
+    assert canary.state == "progressing"
+
+
+def test_rollback_without_reason_names_field(canary, user):
+    releases.promote_fully(canary.pk, actor=user)
+    with pytest.raises(InvalidInput) as caught:
+        releases.rollback(canary.pk, actor=user, reason="")
+    assert caught.value.field == "reason"
+
+
+def test_api_abort_without_reason_returns_400(api_client, canary):
+    response = api_client.post(URL.format(id=canary.pk, action="abort"), {}, format="json")
+    assert response.status_code == 400
+
+
+def test_api_abort_without_reason_explains_why(api_client, canary):
+    response = api_client.post(URL.format(id=canary.pk, action="abort"), {"reason": ""}, format="json")
+    assert response.json()["error"] == {
+        "code": "invalid",
+        "field": "reason",
+        "message": f"Give a reason to abort release {canary.pk}. It is stored in the release's event log "
+        "and the audit log, so others can see why the release ended.",
+    }
+
+
+def test_api_rollback_without_reason_names_field(api_client, user, canary):
+    releases.promote_fully(canary.pk, actor=user)
+    response = api_client.post(URL.format(id=canary.pk, action="rollback"), {}, format="json")
+    assert response.json()["error"]["field"] == "reason"
+
+
+# Conflict messages
+
+
+def test_conflict_message_uses_display_names(canary, user):
+    releases.promote_fully(canary.pk, actor=user)
+    with pytest.raises(Conflict) as caught:
+        releases.abort(canary.pk, actor=user, reason="numbers look off")
+    assert caught.value.message == (
+        f"Release {canary.pk} is promoted, so it cannot be aborted. Only a release that is "
+        "awaiting approval, approved, building, deploying, progressing or paused can."
+    )
+
+
+def test_conflict_message_single_state(canary, user):
+    with pytest.raises(Conflict) as caught:
+        releases.resume(canary.pk, actor=user)
+    assert caught.value.message == f"Release {canary.pk} is progressing, so it cannot be resumed. Only a release that is paused can."

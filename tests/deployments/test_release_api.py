@@ -49,9 +49,41 @@ def test_create_release_by_alias_uri(api_client, environment, model_version):
     assert response.json()["version"] == 2
 
 
-def test_create_release_unknown_model_returns_404_naming_version(api_client, environment, model_version):
+def test_create_release_unknown_model_returns_400(api_client, environment, model_version):
     response = api_client.post(URL, _body(model="nope"), format="json")
-    assert response.status_code == 404
+    assert response.status_code == 400
+
+
+def test_create_release_unknown_model_names_model(api_client, environment, model_version):
+    response = api_client.post(URL, _body(model="nope"), format="json")
+    assert response.json()["error"]["field"] == "model"
+
+
+def test_create_release_unknown_version_returns_400(api_client, environment, model_version):
+    response = api_client.post(URL, _body(version=9), format="json")
+    assert response.json()["error"]["field"] == "version"
+
+
+def test_create_release_unknown_alias_names_alias(api_client, environment, model_version):
+    body = {"endpoint": "churn", "environment": "development", "model": "churn", "alias": "gold"}
+    response = api_client.post(URL, body, format="json")
+    assert (response.status_code, response.json()["error"]["field"]) == (400, "alias")
+
+
+def test_create_release_unknown_model_uri_returns_400(api_client, environment, model_version):
+    body = {"endpoint": "churn", "environment": "development", "model_uri": "models:/nope/1"}
+    response = api_client.post(URL, body, format="json")
+    assert (response.status_code, response.json()["error"]["field"]) == (400, "model_uri")
+
+
+def test_create_release_unknown_environment_returns_400(api_client, model_version):
+    response = api_client.post(URL, _body(environment="moon"), format="json")
+    assert response.status_code == 400
+
+
+def test_create_endpoint_unknown_environment_message(api_client, environment):
+    response = api_client.post("/api/v1/endpoints/", {"name": "scores", "environment": "moon"}, format="json")
+    assert response.json()["error"]["message"] == "environment: Environment 'moon' does not exist; GET /api/v1/environments/ lists them."
 
 
 def test_create_release_unknown_version_message_names_version(api_client, environment, model_version):
@@ -96,12 +128,12 @@ def test_create_release_conflict_reports_open_state(api_client, environment, mod
 
 def test_rollback_of_unpromoted_release_returns_409(api_client, environment, model_version):
     release = api_client.post(URL, _body(), format="json").json()
-    response = api_client.post(f"{URL}{release['id']}/rollback/", {}, format="json")
+    response = api_client.post(f"{URL}{release['id']}/rollback/", {"reason": "regression"}, format="json")
     assert response.json()["error"]["details"]["state"] == "approved"
 
 
 def test_rollback_missing_release_returns_404(api_client):
-    response = api_client.post(f"{URL}999/rollback/", {}, format="json")
+    response = api_client.post(f"{URL}999/rollback/", {"reason": "regression"}, format="json")
     assert response.status_code == 404
 
 

@@ -56,8 +56,11 @@ def wait_for_release(stack, release_id: int, timeout: float = 120, states=FINAL_
     )
 
 
-def act(stack, release_id: int, action: str, reason: str = "") -> dict:
-    """Call a release action (pause, resume, promote, promote-fully, abort, rollback, retry) and return the release."""
+def act(stack, release_id: int, action: str, reason: str) -> dict:
+    """Call a release action (pause, resume, promote, promote-fully, abort, rollback, retry) and return the release.
+
+    The reason is required because abort and rollback reject an empty one.
+    """
     response = stack.api.post(f"/api/v1/releases/{release_id}/{action}/", json={"reason": reason})
     assert response.status_code == 200, response.text
     return response.json()

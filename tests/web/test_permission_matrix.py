@@ -147,6 +147,9 @@ def operate_on_fraud(status: int) -> dict[str, int]:
 # The production release was requested by Dana, so she may not approve it.
 APPROVERS = {"dana": 403, "dave": 403, "fran": 403, "olga": 302, "vic": 403, "ada": 302, "nora": 403}
 API_APPROVERS = {**APPROVERS, "olga": 200, "ada": 200}
+# Aborting the waiting production release: its requester Dana, ops leads and admins.
+WITHDRAWERS = {**APPROVERS, "dana": 302}
+API_WITHDRAWERS = {**API_APPROVERS, "dana": 200}
 
 
 def restore_data(world):
@@ -183,7 +186,11 @@ MATRIX: dict[str, list[Case]] = {
     "releases/<int:release_id>/resume/": [Case(operate_on_fraud(302), method="post")],
     "releases/<int:release_id>/promote/": [Case(operate_on_fraud(302), method="post")],
     "releases/<int:release_id>/promote-fully/": [Case(operate_on_fraud(302), method="post")],
-    "releases/<int:release_id>/abort/": [Case(operate_on_fraud(302), method="post", data={"reason": "matrix"})],
+    "releases/<int:release_id>/abort/": [
+        Case(operate_on_fraud(302), method="post", data={"reason": "matrix"}),
+        # The production release awaits approval, so Dana, its requester, may withdraw it.
+        Case(WITHDRAWERS, method="post", data={"reason": "matrix"}, target="production"),
+    ],
     "releases/<int:release_id>/retry/": [Case(operate_on_fraud(302), method="post")],
     "releases/<int:release_id>/rollback/": [
         Case(roles(302, 302, 302), method="post", data={"reason": "matrix"}, target="development"),
@@ -201,6 +208,9 @@ MATRIX: dict[str, list[Case]] = {
     "models/<int:pk>/versions/<int:version>/delete/": [Case(roles(302, 403, 302), method="post")],
     # API
     "api/schema/": [Case(everyone(200))],
+    "api/v1/": [Case(everyone(200))],
+    # The catch-all after every API route, so an unknown path gets a JSON 404.
+    "^api/": [Case(everyone(404)), Case(everyone(404), method="post", data={}, json=True)],
     "api/docs/": [Case(everyone(200))],
     "api/v1/gateway/routes": [Case({person: 401 for person in PERSONAS})],
     "api/v1/gateway/reports": [Case({person: 401 for person in PERSONAS}, method="post")],
@@ -228,8 +238,9 @@ MATRIX: dict[str, list[Case]] = {
     "api/v1/^endpoints/$": [
         Case(everyone(200)),
         Case(roles(201, 403, 201), method="post", data={"name": "new-endpoint", "environment": "development"}, json=True),
+        # An environment the user cannot see is unknown to them, and a name in the body answers 400.
         Case(
-            {**roles(404, 403, 201), "fran": 201},
+            {**roles(400, 403, 201), "fran": 201},
             method="post",
             data={"name": "new-endpoint", "environment": "fraud"},
             json=True,
@@ -254,7 +265,10 @@ MATRIX: dict[str, list[Case]] = {
     # Promoting needs a ready candidate server, which the fixture's release lacks.
     "api/v1/^releases/(?P<pk>[^/.]+)/promote/$": [Case(operate_on_fraud(409), method="post", data={}, json=True)],
     "api/v1/^releases/(?P<pk>[^/.]+)/promote-fully/$": [Case(operate_on_fraud(409), method="post", data={}, json=True)],
-    "api/v1/^releases/(?P<pk>[^/.]+)/abort/$": [Case(operate_on_fraud(200), method="post", data={"reason": "x"}, json=True)],
+    "api/v1/^releases/(?P<pk>[^/.]+)/abort/$": [
+        Case(operate_on_fraud(200), method="post", data={"reason": "x"}, json=True),
+        Case(API_WITHDRAWERS, method="post", data={"reason": "x"}, json=True, target="production"),
+    ],
     "api/v1/^releases/(?P<pk>[^/.]+)/retry/$": [Case(operate_on_fraud(409), method="post", data={}, json=True)],
     "api/v1/^releases/(?P<pk>[^/.]+)/rollback/$": [
         Case(roles(200, 200, 200), method="post", data={"reason": "matrix"}, json=True, target="development"),

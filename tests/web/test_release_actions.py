@@ -93,3 +93,53 @@ def test_restore_unknown_version_not_found(world):
     endpoint = world["endpoints"]["development"]
     response = client_for(world["dana"]).post(f"/endpoints/{endpoint.name}/restore/", {"version": "nope"})
     assert response.status_code == 404
+
+
+def test_abort_without_reason_keeps_page_message(world):
+    release = world["releases"]["fraud"]
+    response = client_for(world["fran"]).post(f"/releases/{release.pk}/abort/", {"reason": ""}, **HTMX)
+    assert "Give a reason to abort." in response.content.decode()
+
+
+def test_requester_sees_withdraw_on_waiting_release(world):
+    release = world["releases"]["production"]
+    response = client_for(world["dana"]).get(f"/releases/{release.pk}/actions/")
+    assert '<button type="submit" class="danger" data-action="abort">Withdraw</button>' in response.content.decode()
+
+
+def test_other_data_scientist_sees_no_withdraw(world):
+    release = world["releases"]["production"]
+    response = client_for(world["dave"]).get(f"/releases/{release.pk}/actions/")
+    assert 'data-action="abort"' not in response.content.decode()
+
+
+def test_requester_withdraws_from_page(world):
+    release = world["releases"]["production"]
+    client_for(world["dana"]).post(f"/releases/{release.pk}/abort/", {"reason": "wrong version"}, **HTMX)
+    assert Release.objects.get(pk=release.pk).state == "aborted"
+
+
+def test_withdrawn_release_offers_no_retry(world):
+    release = world["releases"]["production"]
+    client = client_for(world["olga"])
+    client.post(f"/releases/{release.pk}/abort/", {"reason": "wrong version"}, **HTMX)
+    response = client.get(f"/releases/{release.pk}/actions/")
+    assert 'data-action="retry"' not in response.content.decode()
+
+
+def test_htmx_conflict_shows_message_in_panel(world):
+    release = world["releases"]["development"]
+    response = client_for(world["dana"]).post(f"/releases/{release.pk}/resume/", {}, **HTMX)
+    assert f"Release {release.pk} is promoted, so it cannot be resumed." in response.content.decode()
+
+
+def test_htmx_conflict_keeps_status_409(world):
+    release = world["releases"]["development"]
+    response = client_for(world["dana"]).post(f"/releases/{release.pk}/resume/", {}, **HTMX)
+    assert response.status_code == 409
+
+
+def test_restore_without_reason_reports_message(world):
+    endpoint, (v1, _) = world["endpoints"]["development"], world["versions"]
+    response = client_for(world["dana"]).post(f"/endpoints/{endpoint.name}/restore/", {"version": v1.pk}, follow=True)
+    assert "Give a reason to roll back to v1." in response.content.decode()
