@@ -190,7 +190,9 @@ def download_model(fetched: FetchedModel, tracking_uri: str, destination: Path) 
     with mlflow_errors(fetched.canonical_uri, tracking_uri):
         destination.mkdir(parents=True, exist_ok=True)
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=fetched.canonical_uri, dst_path=str(destination), tracking_uri=tracking_uri
+            artifact_uri=_artifact_location(client_for(tracking_uri), fetched.canonical_uri),
+            dst_path=str(destination),
+            tracking_uri=tracking_uri,
         )
 
     fetched.path = Path(local)
@@ -200,6 +202,22 @@ def download_model(fetched: FetchedModel, tracking_uri: str, destination: Path) 
             field="mlflow_uri",
         )
     return fetched
+
+
+def _artifact_location(client, canonical_uri: str) -> str:
+    """Return where the model's files are stored, so the download needs no models:/ lookup.
+
+    For models:/ URIs, MLflow 3.17's download builds its own MlflowClient from
+    the process-wide tracking URI (mlflow.set_tracking_uri), not from the
+    tracking_uri argument, so it could read another store.
+    """
+    logged = _LOGGED_MODEL.match(canonical_uri)
+    if logged:
+        return client.get_logged_model(logged["model_id"]).artifact_location
+    match = _MODEL_REFERENCE.match(canonical_uri)
+    if match and match["version"]:
+        return client.get_model_version_download_uri(match["name"], match["version"])
+    return canonical_uri
 
 
 @contextlib.contextmanager

@@ -161,3 +161,16 @@ def test_import_in_memory_sqlite_names_tracking_uri(api_client):
 def test_import_existing_sqlite_store_still_works(api_client, mlflow_two_versions):
     _import(api_client, mlflow_two_versions)
     assert ModelVersion.objects.count() == 2
+
+
+
+def test_import_ignores_global_mlflow_tracking_uri(api_client, mlflow_two_versions, closed_url):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(closed_url)
+    try:
+        _import(api_client, mlflow_two_versions)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert ModelVersion.objects.count() == 2
