@@ -121,7 +121,7 @@ def env_url(
         return default
 
     parts = urlsplit(value)
-    shown = _without_password(value)
+    shown = url_without_password(value)
     if parts.scheme not in schemes:
         raise _invalid(name, shown, f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
     if not parts.netloc and not parts.path.strip("/"):
@@ -138,7 +138,8 @@ def env_choice(name: str, default: str, choices: tuple[str, ...], *, environ: Ma
     return value
 
 
-def _without_password(url: str) -> str:
+def url_without_password(url: str) -> str:
+    """Return `url` with its password, if any, replaced by ***."""
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -7,6 +7,7 @@ DJANGO_SECRET_KEY, DATABASE_URL and REDIS_URL, and leaves DJANGO_DEBUG off.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -324,6 +325,24 @@ if REDIS_URL and PORTAL_CONTROLLER_STEP_TIMEOUT + 30 > CELERY_BROKER_TRANSPORT_O
         f"PORTAL_BROKER_VISIBILITY_TIMEOUT={CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout']}; "
         "lower the first or raise the second."
     )
+
+# Limits for MLflow's HTTP client, used when the registry imports from an
+# MLflow tracking server. MLflow 3.17 reads them only from these environment
+# variables, at each request (mlflow/utils/rest_utils.py), so the portal checks
+# an operator's values and writes its defaults back into its own process
+# environment. MLflow's defaults (7 retries, backoff factor 2, 120 s timeout)
+# kept a web request waiting about four minutes for a server that was down.
+# Child processes such as local model servers inherit these values; they load
+# models from local files and make no MLflow HTTP requests.
+MLFLOW_HTTP_REQUEST_MAX_RETRIES = env_int("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1, minimum=0, maximum=10)
+MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR = env_int("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 1, minimum=0, maximum=120)
+MLFLOW_HTTP_REQUEST_TIMEOUT = env_int("MLFLOW_HTTP_REQUEST_TIMEOUT", 10, minimum=1)
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(MLFLOW_HTTP_REQUEST_MAX_RETRIES)
+os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR)
+os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(MLFLOW_HTTP_REQUEST_TIMEOUT)
+# Seconds that the registry waits for a TCP connection to an MLflow tracking
+# server or database before it calls MLflow, so a server that is down fails fast.
+PORTAL_MLFLOW_CONNECT_TIMEOUT = env_float("PORTAL_MLFLOW_CONNECT_TIMEOUT", 3.0, minimum=0.1)
 
 # The Docker runtime: enabled when DOCKER_HOST names an engine, such as
 # unix:///var/run/docker.sock or Podman's Docker-compatible socket. Each

@@ -1,5 +1,9 @@
+import json
+from collections.abc import Mapping
+
 from rest_framework import serializers
 
+from mlops_portal.serializers import RejectUnknownFieldsMixin
 from registry.models import ModelVersion, RegisteredModel
 
 
@@ -30,7 +34,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         return {tag.key: tag.value for tag in version.tags.all()}
 
 
-class RegisteredModelSerializer(serializers.ModelSerializer):
+class RegisteredModelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     latest_version = serializers.IntegerField(source="last_version", read_only=True)
     aliases = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
@@ -50,16 +54,16 @@ class RegisteredModelSerializer(serializers.ModelSerializer):
         return {tag.key: tag.value for tag in model.tags.all()}
 
 
-class ModelUpdateSerializer(serializers.Serializer):
+class ModelUpdateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     description = serializers.CharField(allow_blank=True)
 
 
-class VersionUpdateSerializer(serializers.Serializer):
+class VersionUpdateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     archived = serializers.BooleanField(required=False)
 
 
-class VersionCreateSerializer(serializers.Serializer):
+class VersionCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """Either `artifact` (a zipped MLflow model directory) or `mlflow_uri` with `tracking_uri`."""
 
     artifact = serializers.FileField(required=False)
@@ -81,13 +85,27 @@ class VersionCreateSerializer(serializers.Serializer):
         return data
 
 
-class AliasSerializer(serializers.Serializer):
+class AliasSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     version = serializers.IntegerField(min_value=1)
 
 
-class TagSerializer(serializers.Serializer):
+class TagSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """One tag per request: {"key": "team", "value": "oncology"}."""
+
     key = serializers.CharField(max_length=250, trim_whitespace=False)
     value = serializers.CharField(max_length=5000, allow_blank=True, trim_whitespace=False)
+
+    def to_internal_value(self, data):
+        # A plain {"team": "oncology"} object is rejected, not read as a tag,
+        # because a tag named "key" or "value" would make that form ambiguous.
+        if isinstance(data, Mapping) and data and "key" not in data and "value" not in data:
+            tag_key, tag_value = next(iter(data.items()))
+            expected = json.dumps({"key": tag_key, "value": tag_value}, default=str)
+            sent = json.dumps({tag_key: tag_value}, default=str)
+            raise serializers.ValidationError(
+                {"key": [f"This field is missing. Send one tag per request as {expected}, not {sent}."]}
+            )
+        return super().to_internal_value(data)
 
 
 class CompareSerializer(serializers.Serializer):
@@ -111,7 +129,7 @@ class ComparisonSerializer(serializers.Serializer):
     metrics = MetricDeltaSerializer(many=True)
 
 
-class ImportSerializer(serializers.Serializer):
+class ImportSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     tracking_uri = serializers.CharField(max_length=1000)
     mlflow_model = serializers.CharField(max_length=256, help_text="Registered model name in MLflow")
     name = serializers.CharField(max_length=256, required=False, help_text="Portal model name (default: mlflow_model)")

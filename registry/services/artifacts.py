@@ -108,11 +108,23 @@ def _check_entries(entries: list[zipfile.ZipInfo], field: str) -> None:
 def _find_model_root(entries: list[zipfile.ZipInfo], field: str) -> str:
     """Return "" or "folder/" for the one MLmodel at the root or one level down."""
     roots = []
+    too_deep = []
     for entry in entries:
         parts = PurePosixPath(entry.filename).parts
-        if parts and parts[-1] == "MLmodel" and len(parts) <= 2 and not entry.is_dir():
+        if not parts or parts[-1] != "MLmodel" or entry.is_dir():
+            continue
+        if len(parts) <= 2:
             roots.append("" if len(parts) == 1 else parts[0] + "/")
+        else:
+            too_deep.append(entry.filename)
 
+    if not roots and too_deep:
+        shallowest = min(too_deep, key=lambda name: (name.count("/"), name))
+        raise InvalidInput(
+            f"The archive has an MLmodel file at {shallowest}, but it must be at the root of the archive "
+            "or inside one top-level folder. Zip the folder that contains MLmodel, not a folder above it.",
+            field=field,
+        )
     if not roots:
         raise InvalidInput(
             "The archive has no MLmodel file. Zip the folder that mlflow.<flavor>.save_model wrote "

@@ -86,17 +86,49 @@ def _input_changes(base: ModelVersion, candidate: ModelVersion) -> list[str]:
 
 
 def _output_changes(base: dict | None, candidate: dict | None) -> list[str]:
-    """Describe output column changes by name and type; the model server does not check outputs."""
-    old = {spec.get("name"): spec.get("type") for spec in ((base or {}).get("outputs") or [])}
-    new = {spec.get("name"): spec.get("type") for spec in ((candidate or {}).get("outputs") or [])}
-    changes = [f"output '{name}' was removed" for name in old if name not in new]
-    changes += [f"output '{name}' was added ({new[name]})" for name in new if name not in old]
-    changes += [
-        f"output '{name}' changed type from {old[name]} to {new[name]}"
-        for name in old
-        if name in new and old[name] != new[name]
-    ]
+    """Describe output changes by name and type; the model server does not check outputs.
+
+    Outputs without a name, such as most tensors, are matched and described by position.
+    """
+    old = _outputs_by_key(base)
+    new = _outputs_by_key(candidate)
+    changes = [f"{_describe_output(key, old[key])} was removed" for key in old if key not in new]
+    changes += [f"{_describe_output(key, new[key])} was added" for key in new if key not in old]
+    for key in old:
+        if key in new and _output_type(old[key]) != _output_type(new[key]):
+            changes.append(
+                f"{_label_output(key)} changed type from {_output_type(old[key])} to {_output_type(new[key])}"
+            )
     return changes
+
+
+def _outputs_by_key(signature: dict | None) -> dict[str | int, dict]:
+    """Map each output spec to its name, or to its position when it has no name."""
+    specs = (signature or {}).get("outputs") or []
+    outputs: dict[str | int, dict] = {}
+    for position, spec in enumerate(specs):
+        name = spec.get("name")
+        outputs[position if name is None else str(name)] = spec
+    return outputs
+
+
+def _output_type(spec: dict) -> str:
+    tensor = spec.get("tensor-spec")
+    if spec.get("type") == "tensor" and isinstance(tensor, dict):
+        return f"tensor of {tensor.get('dtype')}"
+    return str(spec.get("type"))
+
+
+def _label_output(key: str | int) -> str:
+    if isinstance(key, int):
+        return f"output {key} (unnamed)"
+    return f"output '{key}'"
+
+
+def _describe_output(key: str | int, spec: dict) -> str:
+    if isinstance(key, int):
+        return f"output {key} (unnamed, {_output_type(spec)})"
+    return f"output '{key}' ({_output_type(spec)})"
 
 
 def _number(value) -> float | None:

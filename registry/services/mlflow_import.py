@@ -43,6 +43,7 @@ def import_registered_model(
     if not mlflow_name:
         raise InvalidInput("The MLflow model name is empty; give the registered model's name in MLflow.", field="mlflow_model")
     _, tracking_uri = mlflow_source.check_uris(f"models:/{mlflow_name}/1", tracking_uri)
+    mlflow_source.check_tracking_store(tracking_uri)
     model_name = versions.validate_model_name(model_name or mlflow_name)
 
     client = mlflow_source.client_for(tracking_uri)

@@ -108,6 +108,26 @@ def test_upload_without_mlmodel_stores_nothing(api_client):
     assert _nothing_stored()
 
 
+def test_upload_mlmodel_two_folders_deep_names_path(api_client):
+    response = _upload(api_client, "deep", _zip_with({"a/b/MLmodel": b"flavors: {}", "a/b/model.pkl": b"123"}))
+    assert "MLmodel file at a/b/MLmodel" in response.json()["error"]["message"]
+
+
+def test_upload_mlmodel_two_folders_deep_says_where_allowed(api_client):
+    response = _upload(api_client, "deep", _zip_with({"a/b/MLmodel": b"flavors: {}"}))
+    assert "at the root of the archive or inside one top-level folder" in response.json()["error"]["message"]
+
+
+def test_upload_mlmodel_two_folders_deep_names_artifact_field(api_client):
+    response = _upload(api_client, "deep", _zip_with({"a/b/MLmodel": b"flavors: {}"}))
+    assert response.json()["error"]["field"] == "artifact"
+
+
+def test_upload_mlmodel_two_folders_deep_stores_nothing(api_client):
+    _upload(api_client, "deep", _zip_with({"a/b/MLmodel": b"flavors: {}"}))
+    assert _nothing_stored()
+
+
 def test_upload_entry_escaping_folder_returns_400(api_client, demo_model_dir):
     entries = {"MLmodel": (demo_model_dir / "MLmodel").read_bytes(), "../../etc/evil.txt": b"x"}
     response = _upload(api_client, "escape", _zip_with(entries))

@@ -61,3 +61,28 @@ def test_database_url_selects_postgresql():
     env = {"DJANGO_SETTINGS_MODULE": "mlops_portal.settings", **_settings_env(DATABASE_URL="postgres://postgres@127.0.0.1:5432/x")}
     completed = _run(["-c", code], env)
     assert completed.stdout.strip() == "django.db.backends.postgresql"
+
+
+def test_mlflow_timeout_default_reaches_mlflow():
+    code = (
+        "import django; django.setup(); "
+        "from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT; print(MLFLOW_HTTP_REQUEST_TIMEOUT.get())"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "mlops_portal.settings", **_settings_env()}
+    completed = _run(["-c", code], env, drop=("MLFLOW_HTTP_REQUEST_TIMEOUT",))
+    assert completed.stdout.strip() == "10"
+
+
+def test_mlflow_retries_from_environment_reach_mlflow():
+    code = (
+        "import django; django.setup(); "
+        "from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES; print(MLFLOW_HTTP_REQUEST_MAX_RETRIES.get())"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "mlops_portal.settings", **_settings_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="4")}
+    completed = _run(["-c", code], env)
+    assert completed.stdout.strip() == "4"
+
+
+def test_invalid_mlflow_retries_stop_start_with_expected_form():
+    completed = _run(["manage.py", "check"], _settings_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="99"))
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES='99' is invalid: expected a whole number of at most 10" in completed.stderr

@@ -1,0 +1,40 @@
+"""Serializer pieces that every app's API can share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rest_framework import serializers
+
+
+class RejectUnknownFieldsMixin:
+    """Serializer mixin that rejects request fields the serializer does not write.
+
+    DRF drops unknown and read-only keys from input without a word, so a
+    request such as PATCH {"version": 7} returned 200 and changed nothing. Put
+    the mixin before the serializer class: `class S(RejectUnknownFieldsMixin,
+    serializers.Serializer)`. The 400 names the first such field and lists the
+    fields that the request may set.
+    """
+
+    # Keys that HTML forms add to the body, such as those of DRF's browsable API.
+    ignored_input_keys = ("csrfmiddlewaretoken",)
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            writable = [name for name, field in self.fields.items() if not field.read_only]
+            for key in data:
+                if key in writable or key in self.ignored_input_keys:
+                    continue
+                field = self.fields.get(key)
+                problem = "This field is read-only" if field is not None else "Unknown field"
+                raise serializers.ValidationError(
+                    {key: [f"{problem}; this request accepts only {_join(writable)}."]}
+                )
+        return super().to_internal_value(data)
+
+
+def _join(names: list[str]) -> str:
+    if not names:
+        return "no fields"
+    return ", ".join(names)
