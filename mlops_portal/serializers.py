@@ -13,7 +13,7 @@ class RejectUnknownFieldsMixin:
     DRF drops unknown and read-only keys from input without a word, so a
     request such as PATCH {"version": 7} returned 200 and changed nothing. Put
     the mixin before the serializer class: `class S(RejectUnknownFieldsMixin,
-    serializers.Serializer)`. The 400 names the first such field and lists the
+    serializers.Serializer)`. The 400 names every such field and lists the
     fields that the request may set.
     """
 
@@ -23,14 +23,14 @@ class RejectUnknownFieldsMixin:
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
             writable = [name for name, field in self.fields.items() if not field.read_only]
+            errors = {}
             for key in data:
                 if key in writable or key in self.ignored_input_keys:
                     continue
-                field = self.fields.get(key)
-                problem = "This field is read-only" if field is not None else "Unknown field"
-                raise serializers.ValidationError(
-                    {key: [f"{problem}; this request accepts only {_join(writable)}."]}
-                )
+                problem = "This field is read-only" if key in self.fields else "Unknown field; check its spelling"
+                errors[key] = [f"{problem}. This request accepts only {_join(writable)}."]
+            if errors:
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
 

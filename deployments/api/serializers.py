@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from deployments.api.validation import RejectUnknownFieldsMixin
+from mlops_portal.serializers import RejectUnknownFieldsMixin
 from deployments.models import Endpoint, Environment, ImageBuild, Release, ReleaseEvent, RouteBackend
 from deployments.services import builds, environments
 from mlops_portal.errors import InvalidInput

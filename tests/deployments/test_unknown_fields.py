@@ -36,8 +36,8 @@ def test_create_release_unknown_field_is_named(api_client, environment, model_ve
 def test_create_release_unknown_field_lists_accepted(api_client, environment, model_version):
     response = api_client.post(RELEASES, _release_body(stratgy="canary"), format="json")
     assert response.json()["error"]["message"] == (
-        "stratgy: Unknown field; remove it or check its spelling. "
-        "Accepted fields: alias, analysis, endpoint, environment, model, model_uri, plan, strategy, version."
+        "stratgy: Unknown field; check its spelling. "
+        "This request accepts only endpoint, environment, model, version, alias, model_uri, strategy, plan, analysis."
     )
 
 

@@ -44,7 +44,7 @@ def test_version_patch_version_names_field(api_client, version):
 def test_version_patch_version_lists_writable_fields(api_client, version):
     response = api_client.patch(_version_url(version), {"version": 7}, format="json")
     message = _error(response)["message"]
-    assert message == "version: Unknown field; this request accepts only description, archived."
+    assert message == "version: Unknown field; check its spelling. This request accepts only description, archived."
 
 
 def test_version_patch_with_unknown_field_changes_nothing(api_client, version):
@@ -68,7 +68,7 @@ def test_model_create_read_only_field_names_field(api_client):
 
 def test_model_create_read_only_field_says_read_only(api_client):
     response = api_client.post("/api/v1/models/", {"name": "fraud", "owner": "eve"}, format="json")
-    assert _error(response)["message"] == "owner: This field is read-only; this request accepts only name, description."
+    assert _error(response)["message"] == "owner: This field is read-only. This request accepts only name, description."
 
 
 def test_model_create_read_only_field_stores_nothing(api_client):
