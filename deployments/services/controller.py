@@ -115,6 +115,8 @@ def _build(release: Release) -> float | None:
     """
     server = release.candidate_server
     waited = (timezone.now() - release.step_started_at).total_seconds()
+    # A retried release's candidate that still runs is checked again, not started.
+    started_here = server.state == ModelServer.State.PENDING
 
     if server.state == ModelServer.State.PENDING and servers.builds_in_task(server):
         build = builds.latest_build(server)
@@ -140,10 +142,11 @@ def _build(release: Release) -> float | None:
             return _deadline_passed(release, f"Preparing server {server.pk} did not finish", "build-deadline")
         servers.start_server(server)
 
+    what = "Started" if started_here else "Checking the running"
     change_state(
         release,
         State.DEPLOYING,
-        f"Started server {server.pk} for v{release.version.version} at {server.url}; waiting until it is ready",
+        f"{what} server {server.pk} for v{release.version.version} at {server.url}; waiting until it is ready",
         step_key=step_key(release, "deploying"),
         step_started_at=timezone.now(),
     )

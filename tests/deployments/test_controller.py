@@ -383,3 +383,10 @@ def test_failed_build_of_earlier_attempt_is_built_again(docker_release):
     ImageBuild.objects.update(state=ImageBuild.State.FAILED, created_at=timezone.now() - timedelta(minutes=5))
     _advance(docker_release)
     assert ImageBuild.objects.filter(state=ImageBuild.State.QUEUED).count() == 1
+
+
+def test_build_step_with_running_candidate_checks_it_again(make_release):
+    release = make_release(state=Release.State.BUILDING)
+    ModelServer.objects.filter(pk=release.candidate_server_id).update(state="starting")
+    _advance(release)
+    assert release.events.get(to_state="deploying").message.startswith("Checking the running server")
