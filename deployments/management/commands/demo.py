@@ -121,7 +121,8 @@ class Command(BaseCommand):
         python = sys.executable
         commands = {
             "web": [python, "-m", "gunicorn", "mlops_portal.wsgi", "--bind", f"127.0.0.1:{options['web_port']}",
-                    "--workers", "2", "--threads", "4", "--access-logfile", "-"],
+                    "--workers", "2", "--threads", "4", "--access-logfile", "-",
+                    "--logger-class", "mlops_portal.gunicorn_logging.PortalLogger"],
             "worker": [python, "-m", "celery", "-A", "mlops_portal", "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [python, "-m", "celery", "-A", "mlops_portal", "beat", "--loglevel", "INFO"],
             "gateway": [python, "-m", "gateway", "--host", "127.0.0.1", "--port", str(options["gateway_port"]),
