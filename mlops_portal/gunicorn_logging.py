@@ -1,8 +1,9 @@
 """A gunicorn logger that leaves the gateways' successful polling requests out of the access log.
 
-Each gateway fetches the route table every 0.2 s and posts its counters every
-second, which would fill the access log with thousands of identical lines an
-hour. Failed polls (any status other than 200 or 304) are still logged.
+By default each gateway fetches the route table every 0.2 s and posts its
+counters every second, which would fill the access log with thousands of
+identical lines an hour. Failed polls (any status but 200, 204 or 304) are
+still logged.
 """
 
 from __future__ import annotations
