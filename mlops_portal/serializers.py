@@ -7,16 +7,14 @@ from collections.abc import Mapping
 from rest_framework import serializers
 
 
+# Rejects request fields that the serializer does not write. DRF drops unknown
+# and read-only keys from input without a word, so a request such as
+# PATCH {"version": 7} returned 200 and changed nothing. Put the mixin before the
+# serializer class: `class S(RejectUnknownFieldsMixin, serializers.Serializer)`.
+# The 400 names every such field and lists the fields that the request may set.
+# A comment, not a docstring, because drf-spectacular would show a docstring
+# inherited from here as the description of every request schema.
 class RejectUnknownFieldsMixin:
-    """Serializer mixin that rejects request fields the serializer does not write.
-
-    DRF drops unknown and read-only keys from input without a word, so a
-    request such as PATCH {"version": 7} returned 200 and changed nothing. Put
-    the mixin before the serializer class: `class S(RejectUnknownFieldsMixin,
-    serializers.Serializer)`. The 400 names every such field and lists the
-    fields that the request may set.
-    """
-
     # Keys that HTML forms add to the body, such as those of DRF's browsable API.
     ignored_input_keys = ("csrfmiddlewaretoken",)
 

@@ -50,3 +50,9 @@ def test_schema_lists_artifact_path(client, user):
     client.force_login(user)
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
     assert "/api/v1/models/{model}/versions/{version}/artifact/" in schema["paths"]
+
+
+def test_schema_descriptions_carry_no_serializer_mixin_text(client, user):
+    client.force_login(user)
+    schema = client.get("/api/schema/", {"format": "json"}).content.decode()
+    assert "rejects request fields the serializer does not write" not in schema
