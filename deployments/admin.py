@@ -41,6 +41,17 @@ class EnvironmentAdminForm(forms.ModelForm):
             raise forms.ValidationError(exc.message) from exc
         return config
 
+    def clean(self):
+        cleaned = super().clean()
+        runtime = cleaned.get("runtime")
+        config = cleaned.get("runtime_config") or {}
+        if runtime:
+            try:
+                environments.check_resources_supported(runtime, config, "runtime_config")
+            except InvalidInput as exc:
+                self.add_error("runtime_config", exc.message)
+        return cleaned
+
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):

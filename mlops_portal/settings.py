@@ -293,7 +293,7 @@ if PORTAL_GATEWAY_TOKEN is None:
         )
     PORTAL_GATEWAY_TOKEN = _local_secret("gateway-token")
 
-PORTAL_INSTANCE = env_str("PORTAL_INSTANCE", "mlops-portal")
+PORTAL_INSTANCE = env_str("PORTAL_INSTANCE", "default")
 PORTAL_MAX_UPLOAD_BYTES = env_int("PORTAL_MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1024)
 PORTAL_MODEL_CACHE_DIR = Path(env_str("PORTAL_MODEL_CACHE_DIR", str(VAR_DIR / "model-cache"))).resolve()
 PORTAL_SERVER_DIR = Path(env_str("PORTAL_SERVER_DIR", str(VAR_DIR / "servers"))).resolve()

@@ -26,6 +26,15 @@ class EnvironmentSerializer(RejectUnknownFieldsMixin, serializers.ModelSerialize
     def validate_runtime_config(self, value):
         return _checked(environments.check_runtime_config, value)
 
+    def validate(self, attrs):
+        runtime = attrs.get("runtime", self.instance.runtime if self.instance else Environment.Runtime.LOCAL)
+        config = attrs.get("runtime_config", self.instance.runtime_config if self.instance else {}) or {}
+        try:
+            environments.check_resources_supported(runtime, config, "runtime_config")
+        except InvalidInput as exc:
+            raise serializers.ValidationError({"runtime_config": exc.message}) from exc
+        return attrs
+
 
 def _checked(check, value):
     """Run a service-layer check on a field value, turning its InvalidInput into the field's validation error."""

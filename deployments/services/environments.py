@@ -16,6 +16,22 @@ RUNTIME_CONFIG_LIMITS = {
 }
 
 
+# Runtimes that apply memory and CPU limits; the local runtime starts plain processes.
+RESOURCE_LIMITING_RUNTIMES = ("docker",)
+RESOURCE_KEYS = ("memory_mb", "cpus")
+
+
+def check_resources_supported(runtime: str, keys, field: str) -> None:
+    """Raise InvalidInput when memory or CPU limits are given for a runtime that cannot apply them."""
+    limits = [key for key in RESOURCE_KEYS if key in keys]
+    if limits and runtime not in RESOURCE_LIMITING_RUNTIMES:
+        raise InvalidInput(
+            f"The {runtime} runtime cannot limit {' or '.join(limits)}, so the limit would be ignored. "
+            f"Remove it, or use an environment on the {' or '.join(RESOURCE_LIMITING_RUNTIMES)} runtime.",
+            field=field,
+        )
+
+
 def check_runtime(name: str) -> None:
     """Raise InvalidInput unless this portal's settings enable the runtime `name`."""
     if name in available_runtimes():

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from deployments.models import Endpoint, Environment, ModelServer, Release, RouteBackend
-from deployments.services import plans, rollout, routing
+from deployments.services import environments, plans, rollout, routing
 from deployments.services.events import change_state, record_event
 from deployments.services.routing import current_stable_server
 from mlops_portal.errors import Conflict, InvalidInput, NotFound
@@ -72,6 +72,7 @@ def create_release(
     """
     _check_version_deployable(version)
     plan, analysis = plans.normalize(strategy, plan, analysis)
+    environments.check_resources_supported(endpoint.environment.runtime, plan.get("resources", {}), "plan.resources")
 
     with transaction.atomic():
         endpoint = Endpoint.objects.select_for_update(of=("self",)).select_related("environment").get(pk=endpoint.pk)

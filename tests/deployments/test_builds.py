@@ -110,3 +110,11 @@ def test_plan_resources_reject_unknown_key():
     with pytest.raises(InvalidInput) as caught:
         plans.normalize("canary", {"steps": [{"weight": 10}], "resources": {"gpus": 1}}, {})
     assert caught.value.field.startswith("plan.resources")
+
+
+def test_release_with_resources_on_local_runtime_is_rejected(server, user):
+    from deployments.services import releases
+
+    with pytest.raises(InvalidInput, match="The local runtime cannot limit memory_mb") as caught:
+        releases.create_release(server.endpoint, server.version, plan={"resources": {"memory_mb": 512}}, actor=user)
+    assert caught.value.field == "plan.resources"

@@ -26,6 +26,12 @@ def create(world, **body):
     return client_for(world["ada"]).post(URL, {"name": "qa", **body}, content_type="application/json")
 
 
+@pytest.fixture
+def create_on_docker(world, with_docker):
+    """Create an environment on the docker runtime, the one that applies memory and CPU limits."""
+    return lambda **body: create(world, runtime="docker", **body)
+
+
 # --- runtime ---
 
 
@@ -61,14 +67,26 @@ def test_environment_api_rejects_unknown_runtime(world, with_docker):
 # --- runtime_config ---
 
 
-def test_environment_api_accepts_full_runtime_config(world):
+def test_environment_api_accepts_full_runtime_config(create_on_docker):
     config = {"workers": 2, "max_batch_size": 4096, "memory_mb": 512, "cpus": 0.5}
-    response = create(world, runtime_config=config)
+    response = create_on_docker(runtime_config=config)
     assert response.json()["runtime_config"] == config
 
 
-def test_environment_api_accepts_whole_cpus(world):
-    assert create(world, runtime_config={"cpus": 2}).status_code == 201
+def test_environment_api_accepts_whole_cpus(create_on_docker):
+    assert create_on_docker(runtime_config={"cpus": 2}).status_code == 201
+
+
+def test_environment_api_rejects_memory_limit_on_local_runtime(world):
+    response = create(world, runtime="local", runtime_config={"memory_mb": 512})
+    assert response.json()["error"]["message"] == (
+        "runtime_config: The local runtime cannot limit memory_mb, so the limit would be ignored. "
+        "Remove it, or use an environment on the docker runtime."
+    )
+
+
+def test_environment_api_accepts_workers_on_local_runtime(world):
+    assert create(world, runtime="local", runtime_config={"workers": 2}).status_code == 201
 
 
 @pytest.mark.parametrize("config", [[1, 2], "workers=2", 3, None])
@@ -115,8 +133,8 @@ def test_environment_api_rejects_bad_config_value(world, key, value):
     ("key", "value"),
     [("workers", 1), ("workers", 64), ("max_batch_size", 1), ("memory_mb", 64), ("memory_mb", 1048576), ("cpus", 0.1), ("cpus", 256)],
 )
-def test_environment_api_accepts_config_bounds(world, key, value):
-    assert create(world, runtime_config={key: value}).status_code == 201
+def test_environment_api_accepts_config_bounds(create_on_docker, key, value):
+    assert create_on_docker(runtime_config={key: value}).status_code == 201
 
 
 def test_environment_api_config_error_shows_value(world):
@@ -157,6 +175,11 @@ def test_environment_admin_rejects_non_object_config(db):
 def test_environment_admin_rejects_bad_config_value(db):
     form = admin_form(runtime_config='{"memory_mb": 10}')
     assert form.errors["runtime_config"][0].startswith("memory_mb must be")
+
+
+def test_environment_admin_rejects_cpu_limit_on_local_runtime(db):
+    form = admin_form(runtime_config='{"cpus": 1}')
+    assert form.errors["runtime_config"][0].startswith("The local runtime cannot limit cpus")
 
 
 def test_environment_admin_stores_empty_config_as_object(db):
