@@ -360,19 +360,20 @@ def rollback(release_id: int, *, actor=None, reason: str) -> Release:
             )
             return release
 
+        restart = _restart_stable(release, actor, reason)
         change_state(
             release,
             State.ROLLED_BACK,
             _action_message(
                 actor,
-                f"rolled back to v{release.stable_version.version}; its server was stopped, so a new release starts it again",
+                f"rolled back to v{release.stable_version.version}; its server was stopped, "
+                f"so release {restart.pk} starts it again",
                 reason,
             ),
             actor=actor,
             kind="rollback",
-            data=_action_data(reason),
+            data={**_action_data(reason), "restart_release": restart.pk},
         )
-        _restart_stable(release, actor, reason)
         return release
 
 

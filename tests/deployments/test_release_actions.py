@@ -394,3 +394,11 @@ def test_conflict_message_single_state(canary, user):
     with pytest.raises(Conflict) as caught:
         releases.resume(canary.pk, actor=user)
     assert caught.value.message == f"Release {canary.pk} is progressing, so it cannot be resumed. Only a release that is paused can."
+
+
+def test_rollback_with_stopped_stable_names_restart_release(canary, user):
+    releases.promote_fully(canary.pk, actor=user)
+    ModelServer.objects.filter(pk=canary.stable_server_id).update(state="stopped")
+    releases.rollback(canary.pk, actor=user, reason="regression")
+    restart = Release.objects.exclude(pk=canary.pk).get()
+    assert f"so release {restart.pk} starts it again" in canary.events.get(kind="rollback").message
