@@ -27,7 +27,7 @@ from django.forms import formset_factory
 from django.urls import reverse, reverse_lazy
 
 from deployments.models import Release
-from deployments.services import plans
+from deployments.services import estimates, plans
 from deployments.services.releases import current_stable_server
 from mlops_portal import access
 from mlops_portal.errors import PortalError
@@ -48,10 +48,6 @@ DEFAULT_CANARY_STEPS = [
     {"weight": 10, "pause_seconds": 0, "analysis": True, "wait_for_promotion": False},
     {"weight": 50, "pause_seconds": 60, "analysis": True, "wait_for_promotion": False},
 ]
-# NOTE: an estimate for preparing and starting a model server and passing its
-# smoke prediction. The local runtime takes a few seconds on a small sklearn
-# model, and a container build takes longer.
-STARTUP_ESTIMATE_SECONDS = 30
 DEFAULT_ANALYSIS_INTERVAL = int(plans.DEFAULT_WINDOW_SECONDS)
 
 
@@ -398,7 +394,7 @@ class Wizard:
     def plan_rows(self) -> list[PlanRow]:
         """Return the canary steps with the time each starts; steps that do not parse are left out."""
         interval = self._analysis_interval()
-        rows, elapsed = [], STARTUP_ESTIMATE_SECONDS
+        rows, elapsed = [], self.startup_seconds()
         for number, raw in enumerate(self._raw_steps(), start=1):
             try:
                 weight = Decimal(str(raw["weight"]))
@@ -414,9 +410,15 @@ class Wizard:
         """Return whether the canary plan has a step that waits until a person promotes."""
         return self.is_canary and any(row["wait_for_promotion"] for row in self._raw_steps())
 
+    def startup_seconds(self) -> int:
+        """Estimate the seconds until the candidate is ready, from earlier releases in the chosen environment."""
+        target = self.forms["target"]
+        environment = target.cleaned_data.get("environment_object") if target.is_bound and target.is_valid() else None
+        return estimates.startup_seconds(environment)
+
     def estimated_seconds(self) -> int:
         if not self.is_canary:
-            return STARTUP_ESTIMATE_SECONDS
+            return self.startup_seconds()
         self.plan_rows()
         return self._plan_end
 
