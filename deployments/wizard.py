@@ -20,6 +20,7 @@ After the last step the release engine promotes the candidate to 100 %.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from decimal import Decimal
 
 from django import forms
@@ -394,7 +395,7 @@ class Wizard:
     def plan_rows(self) -> list[PlanRow]:
         """Return the canary steps with the time each starts; steps that do not parse are left out."""
         interval = self._analysis_interval()
-        rows, elapsed = [], self.startup_seconds()
+        rows, elapsed = [], self.startup_seconds
         for number, raw in enumerate(self._raw_steps(), start=1):
             try:
                 weight = Decimal(str(raw["weight"]))
@@ -410,15 +411,20 @@ class Wizard:
         """Return whether the canary plan has a step that waits until a person promotes."""
         return self.is_canary and any(row["wait_for_promotion"] for row in self._raw_steps())
 
+    @functools.cached_property
     def startup_seconds(self) -> int:
-        """Estimate the seconds until the candidate is ready, from earlier releases in the chosen environment."""
+        """Estimated seconds until the candidate is ready, from earlier releases in the chosen environment.
+
+        Cached, because the plan preview, the duration and the page each need it
+        and every read is a database query.
+        """
         target = self.forms["target"]
         environment = target.cleaned_data.get("environment_object") if target.is_bound and target.is_valid() else None
         return estimates.startup_seconds(environment)
 
     def estimated_seconds(self) -> int:
         if not self.is_canary:
-            return self.startup_seconds()
+            return self.startup_seconds
         self.plan_rows()
         return self._plan_end
 

@@ -109,7 +109,7 @@ def _render(request, wizard: Wizard, step: str, status: int = 200, show_errors: 
         context["plan_rows"] = wizard.plan_rows() if wizard.is_canary else []
         context["estimated_seconds"] = wizard.estimated_seconds()
         context["waits_for_person"] = wizard.waits_for_person()
-        context["startup_seconds"] = wizard.startup_seconds()
+        context["startup_seconds"] = wizard.startup_seconds
     template = "deployments/partials/wizard.html" if request.htmx else "deployments/release_wizard.html"
     return render(request, template, context, status=status)
 
