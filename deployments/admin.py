@@ -24,10 +24,7 @@ class EnvironmentAdminForm(forms.ModelForm):
 
     def clean_runtime(self):
         runtime = self.cleaned_data["runtime"]
-        try:
-            environments.check_runtime(runtime)
-        except InvalidInput as exc:
-            raise forms.ValidationError(exc.message) from exc
+        _form_checked(environments.check_runtime, runtime)
         return runtime
 
     def clean_runtime_config(self):
@@ -35,10 +32,7 @@ class EnvironmentAdminForm(forms.ModelForm):
         config = self.cleaned_data.get("runtime_config")
         if config is None:
             return {}
-        try:
-            environments.check_runtime_config(config)
-        except InvalidInput as exc:
-            raise forms.ValidationError(exc.message) from exc
+        _form_checked(environments.check_runtime_config, config)
         return config
 
     def clean(self):
@@ -47,10 +41,18 @@ class EnvironmentAdminForm(forms.ModelForm):
         config = cleaned.get("runtime_config") or {}
         if runtime:
             try:
-                environments.check_resources_supported(runtime, config, "runtime_config")
-            except InvalidInput as exc:
-                self.add_error("runtime_config", exc.message)
+                _form_checked(environments.check_resources_supported, runtime, config, "runtime_config")
+            except forms.ValidationError as error:
+                self.add_error("runtime_config", error)
         return cleaned
+
+
+def _form_checked(check, *args) -> None:
+    """Run a service-layer check, turning its InvalidInput into a form validation error with the same message."""
+    try:
+        check(*args)
+    except InvalidInput as exc:
+        raise forms.ValidationError(exc.message) from exc
 
 
 @admin.register(Environment)
