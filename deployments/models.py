@@ -104,8 +104,8 @@ class ImageBuild(models.Model):
     """One preparation of a model server's image, with its log streamed in while it runs.
 
     Runtimes that build images (docker) prepare a server in a Celery task of
-    its own, outside the release's row lock; the controller waits for the
-    build's state. A build whose image already existed ends as `reused`.
+    its own, outside the release's row lock, and the controller polls the
+    build's state. A build whose image already existed succeeds with `reused` set.
     """
 
     class State(models.TextChoices):

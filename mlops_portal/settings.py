@@ -349,8 +349,8 @@ PORTAL_MLFLOW_CONNECT_TIMEOUT = env_float("PORTAL_MLFLOW_CONNECT_TIMEOUT", 3.0, 
 # environment then chooses "local" or "docker" as its runtime.
 DOCKER_HOST = env_url("DOCKER_HOST", None, schemes=("unix", "tcp", "ssh", "http", "https"))
 PORTAL_DOCKER_BASE_IMAGE = env_str("PORTAL_DOCKER_BASE_IMAGE", "localhost/mlops-portal-base:bookworm")
-# Where pip finds packages during image builds: a folder of wheels for
-# offline builds, else a package index (PyPI unless PORTAL_DOCKER_INDEX_URL names another).
+# Package sources for pip during image builds: a folder of wheels for offline
+# builds, else a package index (PyPI unless PORTAL_DOCKER_INDEX_URL names another).
 PORTAL_DOCKER_WHEELHOUSE = env_str("PORTAL_DOCKER_WHEELHOUSE", env_str("MLOPS_PORTAL_WHEELHOUSE"))
 PORTAL_DOCKER_INDEX_URL = env_url(
     "PORTAL_DOCKER_INDEX_URL", None if PORTAL_DOCKER_WHEELHOUSE else "https://pypi.org/simple", schemes=("https", "http")

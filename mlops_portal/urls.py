@@ -21,5 +21,5 @@ urlpatterns = [
 ]
 
 # Used for URLs that match no route only when DEBUG is off. With DEBUG on,
-# Django answers those with its technical 404 page instead.
+# Django returns its technical 404 page for those instead.
 handler404 = "mlops_portal.views.page_not_found"

@@ -83,8 +83,8 @@ class Runtime(abc.ABC):
     def logs(self, handle: ServerHandle, tail: int = 200) -> str:
         """Return the last lines the server wrote."""
 
-    # True where every worker sees the same servers (one container engine);
-    # False where each machine sees only its own (local processes).
+    # True where every worker lists the same servers (one container engine).
+    # False where each machine lists only its own (local processes).
     shared_view: bool = False
 
     @abc.abstractmethod

@@ -142,11 +142,14 @@ def _build(release: Release) -> float | None:
             return _deadline_passed(release, f"Preparing server {server.pk} did not finish", "build-deadline")
         servers.start_server(server)
 
-    what = "Started" if started_here else "Checking the running"
+    if started_here:
+        message = f"Started server {server.pk} for v{release.version.version} at {server.url}; waiting until it is ready"
+    else:
+        message = f"Checking the running server {server.pk} for v{release.version.version} at {server.url} again"
     change_state(
         release,
         State.DEPLOYING,
-        f"{what} server {server.pk} for v{release.version.version} at {server.url}; waiting until it is ready",
+        message,
         step_key=step_key(release, "deploying"),
         step_started_at=timezone.now(),
     )

@@ -301,17 +301,17 @@ def abort(release_id: int, *, actor=None, reason: str) -> Release:
             return _withdraw(release, actor, reason)
 
         revision = rollout.return_to_stable(release)
-        kept = ""
+        inspection_note = ""
         candidate = release.candidate_server
         if candidate is not None and candidate.state not in (ModelServer.State.STOPPING, ModelServer.State.STOPPED):
             retention = settings.PORTAL_ABORTED_CANDIDATE_RETENTION
             rollout.schedule_scale_down(candidate, retention)
-            kept = f"; server {candidate.pk} keeps running for inspection for {retention / 60:g} min"
+            inspection_note = f"; server {candidate.pk} keeps running for inspection for {retention / 60:g} min"
         traffic = f"all traffic back to v{release.stable_version.version} (route revision {revision})" if revision else "the candidate had no traffic"
         change_state(
             release,
             State.ABORTED,
-            _action_message(actor, f"aborted the release at {_position(release)}: {traffic}{kept}", reason),
+            _action_message(actor, f"aborted the release at {_position(release)}: {traffic}{inspection_note}", reason),
             actor=actor,
             kind="abort",
             data={**_action_data(reason), "revision": revision},

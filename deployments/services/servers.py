@@ -50,7 +50,7 @@ def handle_of(server: ModelServer) -> ServerHandle:
 
 
 def builds_in_task(server: ModelServer) -> bool:
-    """Whether the server's runtime prepares slowly (an image build), so it runs in a build task."""
+    """Return whether the server's runtime prepares slowly (an image build), so preparing runs in a build task."""
     return get_runtime(server.runtime).builds_images
 
 

@@ -6,6 +6,7 @@ runtime sets: reconciling reads labels and rows, not what the container serves.
 
 from __future__ import annotations
 
+import docker.errors
 import pytest
 
 from deployments.models import Endpoint, Environment, ModelServer
@@ -61,7 +62,7 @@ def labelled_container(engine, instance):
     for container in started:
         try:
             container.remove(force=True)
-        except Exception:  # already removed by the sweep under test
+        except docker.errors.NotFound:  # already removed by the sweep under test
             pass
 
 

@@ -92,7 +92,7 @@ def test_stop_idle_servers_returns_stopped_ids(make_release):
 
 
 def test_reconcile_leaves_local_rows_to_their_own_machine(settings, make_release):
-    """Each machine sees only its own local processes, so a missing one is not marked failed."""
+    """Each machine lists only its own local processes, so a missing one is not marked failed."""
     settings.DOCKER_HOST = None
     release = make_release()
     sweeps.reconcile_servers()

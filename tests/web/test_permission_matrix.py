@@ -238,7 +238,7 @@ MATRIX: dict[str, list[Case]] = {
     "api/v1/^endpoints/$": [
         Case(everyone(200)),
         Case(roles(201, 403, 201), method="post", data={"name": "new-endpoint", "environment": "development"}, json=True),
-        # An environment the user cannot see is unknown to them, and a name in the body answers 400.
+        # An environment the user cannot see is unknown to them, and a name in the body gets 400.
         Case(
             {**roles(400, 403, 201), "fran": 201},
             method="post",
